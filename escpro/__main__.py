@@ -1,0 +1,3 @@
+from escpro.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Evaluation: test sets, batched generation, Q / Qw / B / ROUGE-L, baselines and reports."""

@@ -1,0 +1,1 @@
+"""ESC-Pro extraction: valid paths, preference pairs, exports, statistics and tree views."""

@@ -1,0 +1,1 @@
+"""MCTS over support strategies: pure node math, one tree's search, the many-tree scheduler."""

@@ -1,0 +1,105 @@
+"""What the search (and demo, extraction ablation, evaluation) asks of the four roles.
+
+`RoleSet` is the seam between the MCTS and the models: the search passes a DialogueContext and
+gets back parsed values plus the RoleResult of the call (for the llm_calls table). A failed call
+gives value None and a RoleResult whose status says why; it never raises.
+
+`cache`, when given, is a dict the caller scopes (one per tree): an identical request
+(RoleRequest.key with the model name) is answered from it instead of being sent again, and the
+returned RoleResult then has cached=True.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from escpro.roles.base import RoleResult
+from escpro.taxonomy import Taxonomy
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    speaker: str  # "seeker" | "supporter"
+    text: str
+    strategy: str | None = None
+
+
+@dataclass(frozen=True)
+class DialogueContext:
+    """The dialogue so far, as a role sees it."""
+
+    scene: str
+    situation: str
+    history: tuple[Utterance, ...]
+
+    def extend(self, *utts: Utterance) -> DialogueContext:
+        return DialogueContext(self.scene, self.situation, self.history + tuple(utts))
+
+
+@dataclass(frozen=True)
+class SeekerTurn:
+    text: str  # cleaned; "" allowed when the seeker only ended the dialogue
+    is_end: bool
+
+
+@dataclass(frozen=True)
+class Judgement:
+    empathy: int
+    information: int
+    humanoid: int
+    strategy: int
+    reward: float  # escpro.roles.scoring.turn_reward of the four
+
+
+@dataclass
+class Outcome(Generic[T]):
+    value: T | None
+    result: RoleResult
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+class RoleSet(Protocol):
+    taxonomy: Taxonomy
+
+    async def score_strategies(
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+    ) -> Outcome[dict[str, int]]:
+        """Strategy role: one integer score per strategy of the taxonomy (all keys present, in
+        taxonomy order), for the next supporter turn after ctx (which ends with a seeker turn)."""
+        ...
+
+    def prior(self, scores: dict[str, int]) -> dict[str, float]:
+        """softmax(score / T) with the configured T."""
+        ...
+
+    async def support(
+        self,
+        ctx: DialogueContext,
+        strategy: str,
+        *,
+        meta: dict[str, Any] | None = None,
+        cache: dict | None = None,
+    ) -> Outcome[str]:
+        """Supporter role: a cleaned reply using `strategy`."""
+        ...
+
+    async def seek(
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+    ) -> Outcome[SeekerTurn]:
+        """Seeker role: the next seeker turn after ctx (which ends with a supporter turn)."""
+        ...
+
+    async def judge(
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+    ) -> Outcome[Judgement]:
+        """Reward role: rates the last supporter turn of ctx (which may end with the seeker's
+        reply to it) on the four criteria; the reward uses the configured alpha and b."""
+        ...
+
+    async def aclose(self) -> None: ...

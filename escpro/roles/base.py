@@ -1,0 +1,103 @@
+"""The one async interface every backend implements, and the request/result values it trades.
+
+Search code builds RoleRequests (escpro.roles.prompts) and awaits RoleModel.generate; it never
+knows which backend answers. Failures are values (status != "ok"), never exceptions, so one bad
+call cannot take a tree, let alone a build, down with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+RoleName = Literal["seeker", "supporter", "strategy", "reward", "eval"]
+ROLES: tuple[str, ...] = ("seeker", "supporter", "strategy", "reward")
+CallStatus = Literal["ok", "invalid", "error", "timeout"]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings; part of a request's identity (answer reuse keys on them)."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoleRequest:
+    """One model call.
+
+    `messages` are chat messages ({"role", "content"}); backends for base models render them as
+    a transcript. `schema` is a JSON schema the answer must satisfy (constrained at decoding time
+    where the backend can, always validated), or None for free text. `meta` rides along untouched
+    (tree id, node id, iteration) so callers can log the call where it belongs.
+    """
+
+    role: str
+    messages: tuple[Mapping[str, str], ...]
+    schema: Mapping[str, Any] | None = None
+    sampling: Sampling = Sampling()
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def key(self, model: str = "") -> str:
+        """Stable hash of (role, model, prompt, schema, sampling): the answer-reuse key."""
+        payload = json.dumps(
+            {
+                "role": self.role,
+                "model": model,
+                "messages": [dict(m) for m in self.messages],
+                "schema": self.schema,
+                "sampling": [
+                    self.sampling.temperature,
+                    self.sampling.top_p,
+                    self.sampling.max_tokens,
+                    self.sampling.seed,
+                    list(self.sampling.stop),
+                ],
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass
+class RoleResult:
+    """A call's outcome. `value` is the validated JSON object for schema requests, the raw text
+    otherwise; it is None unless status == "ok"."""
+
+    request: RoleRequest
+    status: CallStatus
+    text: str | None = None
+    value: Any = None
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    attempts: int = 1
+    backend: str = ""
+    model: str = ""
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@runtime_checkable
+class RoleModel(Protocol):
+    """A backend serving one model. generate() takes any number of requests and returns one
+    result per request, in order; backends batch or run them concurrently as they can."""
+
+    backend: str
+    model: str
+
+    async def generate(self, requests: Sequence[RoleRequest]) -> list[RoleResult]: ...
+
+    async def aclose(self) -> None: ...
