@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up escpro on a fresh machine: a virtual environment in .venv with the CPU, training,
+# simulator-server and dev extras, pinned by constraints.txt (CPU torch, never CUDA, never vLLM).
+#
+#   scripts/setup.sh            # .venv in the repository
+#   ESCPRO_VENV=/path scripts/setup.sh
+#   ESCPRO_EXTRAS=cpu,train,server,dev,llamacpp scripts/setup.sh   # + llama.cpp (~10 min compile)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${ESCPRO_VENV:-.venv}"
+EXTRAS="${ESCPRO_EXTRAS:-cpu,train,server,dev}"
+PY="${PYTHON:-python3}"
+
+"$PY" -c 'import sys; assert sys.version_info >= (3, 10), "escpro needs Python >= 3.10"'
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtual environment $VENV"
+  "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+export PIP_CONSTRAINT="$PWD/constraints.txt"
+# torch first, pinned: anything else that asks for torch then finds it satisfied.
+echo "[setup] installing torch (CPU) and escpro[$EXTRAS]"
+"${PIP[@]}" install -q -c constraints.txt "torch==2.13.0"
+"${PIP[@]}" install -q -c constraints.txt -e ".[$EXTRAS]"
+"$VENV/bin/escpro" --version
+echo "[setup] done. Run: $VENV/bin/escpro demo   (or: source $VENV/bin/activate)"
