@@ -1,0 +1,174 @@
+"""Read a build's DuckDB file (read-only) into escpro.extract.tree objects.
+
+Only documented columns (escpro/store/schema.py) are read, by name, so columns added later do not
+matter and a column missing from an older file reads as NULL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from escpro.errors import DataError, EscproError
+from escpro.extract.tree import Node, Tree
+
+NODE_COLUMNS = (
+    "node_id", "tree_id", "parent_id", "depth", "kind", "strategy", "prior", "q", "n",
+    "supporter_text", "seeker_text", "is_end", "is_gold", "child_index",
+)
+TREE_COLUMNS = (
+    "tree_id", "run_id", "status", "scene", "situation", "iterations", "end_count", "seed",
+)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    taxonomy: str | None
+    seeds_sha256: str | None
+    started_at: str | None
+
+
+@contextmanager
+def open_db(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection with one-line errors for the usual mistakes."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: database file not found")
+    try:
+        con = duckdb.connect(str(p), read_only=True)
+    except duckdb.IOException as exc:
+        msg = str(exc).splitlines()[0]
+        if "lock" in msg.lower():
+            raise EscproError(
+                f"{p}: locked by another process (a build still running?); wait for it or copy the file"
+            ) from None
+        raise DataError(f"{p}: cannot open as DuckDB ({msg})") from None
+    except duckdb.Error as exc:
+        raise DataError(f"{p}: cannot open as DuckDB ({str(exc).splitlines()[0]})") from None
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        missing = {"runs", "trees", "nodes"} - tables
+        if missing:
+            raise DataError(f"{p}: not an escpro build database (missing table {sorted(missing)[0]})")
+        yield con
+    finally:
+        con.close()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _select(con: duckdb.DuckDBPyConnection, table: str, cols: tuple[str, ...]) -> str:
+    have = _columns(con, table)
+    return ", ".join(c if c in have else f"NULL AS {c}" for c in cols)
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_runs(con: duckdb.DuckDBPyConnection) -> list[RunInfo]:
+    sel = _select(con, "runs", ("run_id", "taxonomy", "seeds_sha256", "started_at"))
+    rows = con.execute(f"SELECT {sel} FROM runs ORDER BY run_id").fetchall()
+    return [RunInfo(r[0], r[1], r[2], str(r[3]) if r[3] is not None else None) for r in rows]
+
+
+def tree_ids(con: duckdb.DuckDBPyConnection, statuses: tuple[str, ...] | None = None) -> list[str]:
+    if statuses:
+        marks = ", ".join("?" for _ in statuses)
+        rows = con.execute(
+            f"SELECT tree_id FROM trees WHERE status IN ({marks}) ORDER BY tree_id", list(statuses)
+        ).fetchall()
+    else:
+        rows = con.execute("SELECT tree_id FROM trees ORDER BY tree_id").fetchall()
+    return [r[0] for r in rows]
+
+
+def _seed(raw: object, tree_id: str) -> dict | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return raw
+    try:
+        val = json.loads(raw)
+    except (TypeError, json.JSONDecodeError):
+        raise DataError(f"trees.seed of {tree_id}: not valid JSON") from None
+    return val if isinstance(val, dict) else None
+
+
+def _node(row: tuple) -> Node:
+    d = dict(zip(NODE_COLUMNS, row, strict=True))
+    return Node(
+        node_id=d["node_id"],
+        parent_id=d["parent_id"],
+        depth=int(d["depth"] or 0),
+        kind=str(d["kind"] or ""),
+        strategy=d["strategy"],
+        prior=d["prior"],
+        q=d["q"],
+        n=d["n"],
+        supporter_text=d["supporter_text"],
+        seeker_text=d["seeker_text"],
+        is_end=bool(d["is_end"]),
+        is_gold=bool(d["is_gold"]),
+        child_index=d["child_index"],
+    )
+
+
+def load_trees(con: duckdb.DuckDBPyConnection, ids: list[str] | None = None) -> Iterator[Tree]:
+    """Trees (with all their nodes) in tree_id order; ids=None reads every tree."""
+    tsel = _select(con, "trees", TREE_COLUMNS)
+    nsel = _select(con, "nodes", NODE_COLUMNS)
+    if ids is None:
+        ids = tree_ids(con)
+    for start in range(0, len(ids), 64):  # bounded memory on big files, few queries on small
+        chunk = ids[start : start + 64]
+        marks = ", ".join("?" for _ in chunk)
+        trows = con.execute(f"SELECT {tsel} FROM trees WHERE tree_id IN ({marks})", chunk).fetchall()
+        nrows = con.execute(
+            f"SELECT {nsel} FROM nodes WHERE tree_id IN ({marks}) ORDER BY node_id", chunk
+        ).fetchall()
+        by_tree: dict[str, dict[str, Node]] = {}
+        for row in nrows:
+            node = _node(row)
+            by_tree.setdefault(row[1], {})[node.node_id] = node
+        info = {r[0]: dict(zip(TREE_COLUMNS, r, strict=True)) for r in trows}
+        for tid in chunk:
+            t = info.get(tid)
+            if t is None:
+                continue
+            yield Tree(
+                tree_id=tid,
+                nodes=by_tree.get(tid, {}),
+                run_id=t["run_id"],
+                status=t["status"],
+                scene=t["scene"] or "",
+                situation=t["situation"] or "",
+                iterations=t["iterations"],
+                end_count=t["end_count"],
+                seed=_seed(t["seed"], tid),
+            )
+
+
+def load_tree(con: duckdb.DuckDBPyConnection, tree_id: str) -> Tree:
+    trees = list(load_trees(con, [tree_id]))
+    if not trees:
+        known = tree_ids(con)
+        hint = f" (known: {', '.join(known[:5])}{' ...' if len(known) > 5 else ''})" if known else " (no trees stored)"
+        raise DataError(f"no tree '{tree_id}' in the database{hint}")
+    return trees[0]

@@ -1,0 +1,118 @@
+"""`escpro extract`: DuckDB trees -> ESC-Pro files + manifest (the I/O edge around rules.py)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from escpro import __version__
+from escpro.errors import ConfigError
+from escpro.extract import db as dbio
+from escpro.extract.records import dedupe_pairs, dedupe_sft, pair_record, sft_record
+from escpro.extract.rules import Rule, TreeResult, extract_tree
+from escpro.extract.tree import Tree
+from escpro.taxonomy import Taxonomy, load_taxonomy
+
+
+@dataclass
+class Extraction:
+    """Everything extracted from one database, before writing."""
+
+    taxonomy: Taxonomy
+    runs: list[dbio.RunInfo]
+    trees: list[Tree] = field(default_factory=list)
+    results: list[TreeResult] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # trees not extracted (status)
+
+
+def resolve_taxonomy(runs: list[dbio.RunInfo], override: str | None) -> Taxonomy:
+    if override:
+        return load_taxonomy(override)
+    names = sorted({r.taxonomy for r in runs if r.taxonomy})
+    if len(names) > 1:
+        raise ConfigError(
+            f"the database holds runs with different taxonomies ({', '.join(names)}); pass --taxonomy"
+        )
+    return load_taxonomy(names[0] if names else "cso8")
+
+
+def collect(
+    db_path: Path,
+    *,
+    theta: float,
+    rule: Rule,
+    min_n: int,
+    taxonomy: str | None = None,
+    include_unfinished: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Extraction:
+    with dbio.open_db(db_path) as con:
+        runs = dbio.read_runs(con)
+        tax = resolve_taxonomy(runs, taxonomy)
+        ex = Extraction(tax, runs)
+        for tree in dbio.load_trees(con):
+            if progress:
+                progress(1)
+            if tree.status != "done" and not include_unfinished:
+                ex.skipped.append(
+                    {"tree_id": tree.tree_id, "reason": f"status {tree.status or 'unknown'} (use --include-unfinished)"}
+                )
+                continue
+            ex.trees.append(tree)
+            ex.results.append(extract_tree(tree, theta, rule, min_n))
+    return ex
+
+
+def build_records(ex: Extraction) -> tuple[list[dict], list[dict], dict]:
+    """(pair records, sft records, duplicate counts)."""
+    pairs, sft = [], []
+    for tree, res in zip(ex.trees, ex.results, strict=True):
+        pairs.extend(pair_record(tree, p, ex.taxonomy) for p in res.pairs)
+        sft.extend(sft_record(tree, p, ex.taxonomy) for p in res.paths)
+    pairs, pair_dups = dedupe_pairs(pairs)
+    sft, sft_dups = dedupe_sft(sft)
+    return pairs, sft, {"pairs": pair_dups, "sft": sft_dups}
+
+
+def manifest(
+    ex: Extraction,
+    db_path: Path,
+    *,
+    theta: float,
+    rule: Rule,
+    min_n: int,
+    counts: dict,
+    written: dict,
+    extra: dict | None = None,
+) -> dict:
+    per_tree = [
+        {"tree_id": r.tree_id, "valid_paths": len(r.paths), "pairs": len(r.pairs), "reason": r.reason}
+        for r in ex.results
+        if r.reason
+    ]
+    return {
+        "dataset": "ESC-Pro",
+        "escpro_version": __version__,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "db": str(db_path),
+        "db_sha256": dbio.file_sha256(db_path),
+        "run_ids": [r.run_id for r in ex.runs],
+        "run_id": ex.runs[0].run_id if len(ex.runs) == 1 else None,
+        "taxonomy": ex.taxonomy.name,
+        "strategies": ex.taxonomy.names,
+        "rule": rule,
+        "rule_text": (
+            f"end node and every node on the path with Q >= {theta:g} (paper section 3.2)"
+            if rule == "paper"
+            else f"end node with Q >= {theta:g} and N >= {min_n} (authors' released code)"
+        ),
+        "theta": theta,
+        "reference_min_n": min_n,
+        "counts": counts,
+        "trees_without_result": per_tree,
+        "trees_skipped": ex.skipped,
+        **(extra or {}),
+        **written,
+    }
