@@ -44,6 +44,9 @@ class RoleRequest:
     schema: Mapping[str, Any] | None = None
     sampling: Sampling = Sampling()
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # The same prompt rendered as a plain transcript for base models without a chat template
+    # (escpro.roles.prompts); derived from the messages' template, so not part of the key.
+    prompt: str | None = field(default=None, compare=False, hash=False)
 
     def key(self, model: str = "") -> str:
         """Stable hash of (role, model, prompt, schema, sampling): the answer-reuse key."""

@@ -1,0 +1,221 @@
+"""Prompts of the four roles, rendered from editable templates in configs/prompts/.
+
+Each role has one YAML template with three `string.Template` texts: `system` and `user` (the chat
+messages for models with a chat template) and `transcript` (a plain text a base model continues).
+A user can tune the wording without touching code (`roles.prompts_dir`); `template_record()` gives
+the name, sha256 and text of every template in use so a run can record exactly what it asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import yaml
+
+from escpro import paper_defaults as P
+from escpro.errors import ConfigError
+from escpro.paths import configs_dir
+from escpro.roles.api import DialogueContext
+from escpro.roles.schemas import json_keys_hint, reward_schema, strategy_schema
+from escpro.taxonomy import Taxonomy
+
+PROMPT_ROLES: tuple[str, ...] = ("seeker", "supporter", "strategy", "reward")
+SEEKER_LABEL = "Seeker"
+SUPPORTER_LABEL = "Supporter"
+EMPTY_HISTORY = "(nothing has been said yet)"
+
+# Placeholders each role's templates may use (anything else is a config error, caught at load).
+_COMMON = {"scene", "situation", "history", "seeker", "supporter"}
+PLACEHOLDERS: dict[str, set[str]] = {
+    "seeker": _COMMON | {"end_marker"},
+    "supporter": _COMMON | {"strategy", "definition"},
+    "strategy": _COMMON | {"strategies", "keys", "score_min", "score_max"},
+    "reward": _COMMON | {"last_strategy", "score_min", "score_max"},
+}
+
+
+@dataclass(frozen=True)
+class RoleTemplate:
+    role: str
+    path: str
+    text: str
+    sha256: str
+    system: Template
+    user: Template
+    transcript: Template
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt: chat messages, the base-model transcript, the schema (or None)."""
+
+    messages: tuple[Mapping[str, str], ...]
+    transcript: str
+    schema: Mapping[str, Any] | None = None
+
+
+def default_prompts_dir() -> Path:
+    return configs_dir() / "prompts"
+
+
+def _template_path(role: str, prompts_dir: str | Path | None) -> Path:
+    if prompts_dir is not None:
+        p = Path(prompts_dir) / f"{role}.yaml"
+        if p.exists():
+            return p
+    return default_prompts_dir() / f"{role}.yaml"
+
+
+def _load_one(role: str, path: Path) -> RoleTemplate:
+    if not path.exists():
+        raise ConfigError(f"{path}: prompt template not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a mapping with system, user and transcript is required")
+    extra = set(data) - {"system", "user", "transcript"}
+    if extra:
+        raise ConfigError(f"{path}: {sorted(extra)[0]}: unknown key")
+    parts = {}
+    allowed = PLACEHOLDERS[role]
+    for key in ("system", "user", "transcript"):
+        val = data.get(key)
+        if not isinstance(val, str) or not val.strip():
+            raise ConfigError(f"{path}: {key}: a non-empty string is required")
+        tpl = Template(val)
+        if not tpl.is_valid():
+            raise ConfigError(f"{path}: {key}: invalid $-placeholder (write $$ for a literal $)")
+        ok = allowed | ({"system", "user"} if key == "transcript" else set())
+        unknown = set(tpl.get_identifiers()) - ok
+        if unknown:
+            raise ConfigError(
+                f"{path}: {key}: unknown placeholder ${{{sorted(unknown)[0]}}} "
+                f"(allowed: {', '.join(sorted(ok))})"
+            )
+        parts[key] = tpl
+    return RoleTemplate(
+        role=role,
+        path=str(path),
+        text=text,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        **parts,
+    )
+
+
+def load_templates(prompts_dir: str | Path | None = None) -> dict[str, RoleTemplate]:
+    """The four role templates: from `prompts_dir` where a file exists there, else the shipped
+    ones. Raises ConfigError naming the file and key on any problem."""
+    return {role: _load_one(role, _template_path(role, prompts_dir)) for role in PROMPT_ROLES}
+
+
+def template_record(
+    prompts_dir: str | Path | None = None, templates: Mapping[str, RoleTemplate] | None = None
+) -> dict[str, dict[str, str]]:
+    """{template name: {"path", "sha256", "text"}} of the templates in use, for the run record."""
+    tpls = templates if templates is not None else load_templates(prompts_dir)
+    return {
+        f"{t.role}.yaml": {"path": t.path, "sha256": t.sha256, "text": t.text} for t in tpls.values()
+    }
+
+
+def render_history(ctx: DialogueContext, *, with_strategies: bool) -> str:
+    lines = []
+    for u in ctx.history:
+        if u.speaker == "seeker":
+            lines.append(f"{SEEKER_LABEL}: {u.text}")
+        elif with_strategies and u.strategy:
+            lines.append(f"{SUPPORTER_LABEL} ({u.strategy}): {u.text}")
+        else:
+            lines.append(f"{SUPPORTER_LABEL}: {u.text}")
+    return "\n".join(lines) if lines else EMPTY_HISTORY
+
+
+def render_transcript(messages: Sequence[Mapping[str, str]]) -> str:
+    """A generic base-model rendering of chat messages (used when a request carries no
+    role-specific transcript)."""
+    parts = []
+    for m in messages:
+        role = m.get("role", "user")
+        content = m.get("content", "")
+        if role == "system":
+            parts.append(content)
+        else:
+            parts.append(f"{role.capitalize()}: {content}")
+    parts.append("Assistant:")
+    return "\n\n".join(parts)
+
+
+class PromptBuilder:
+    """Renders the four roles' prompts for one taxonomy and one set of templates."""
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        templates: Mapping[str, RoleTemplate] | None = None,
+        *,
+        end_marker: str = "[END]",
+    ) -> None:
+        self.taxonomy = taxonomy
+        self.templates = dict(templates) if templates is not None else load_templates()
+        self.end_marker = end_marker
+        self.strategy_schema = strategy_schema(taxonomy.names)
+        self.reward_schema = reward_schema()
+        self._strategy_list = "\n".join(f"- {s.name}: {s.definition}" for s in taxonomy.strategies)
+
+    def _render(self, role: str, values: dict[str, Any], schema: Mapping[str, Any] | None) -> Prompt:
+        tpl = self.templates[role]
+        system = tpl.system.substitute(values)
+        user = tpl.user.substitute(values)
+        transcript = tpl.transcript.substitute(values, system=system, user=user)
+        messages = ({"role": "system", "content": system}, {"role": "user", "content": user})
+        return Prompt(messages=messages, transcript=transcript, schema=schema)
+
+    def _base(self, ctx: DialogueContext, *, with_strategies: bool) -> dict[str, Any]:
+        return {
+            "scene": ctx.scene or "(not given)",
+            "situation": ctx.situation or "(not given)",
+            "history": render_history(ctx, with_strategies=with_strategies),
+            "seeker": SEEKER_LABEL,
+            "supporter": SUPPORTER_LABEL,
+        }
+
+    def seeker(self, ctx: DialogueContext) -> Prompt:
+        values = self._base(ctx, with_strategies=False)
+        values["end_marker"] = self.end_marker
+        return self._render("seeker", values, None)
+
+    def supporter(self, ctx: DialogueContext, strategy: str) -> Prompt:
+        name = self.taxonomy.canonical(strategy)
+        if name is None:
+            raise KeyError(f"'{strategy}' is not a strategy of taxonomy {self.taxonomy.name}")
+        values = self._base(ctx, with_strategies=False)
+        values.update(strategy=name, definition=self.taxonomy.definition(name))
+        return self._render("supporter", values, None)
+
+    def strategy(self, ctx: DialogueContext) -> Prompt:
+        values = self._base(ctx, with_strategies=True)
+        values.update(
+            strategies=self._strategy_list,
+            keys=json_keys_hint(self.taxonomy.names),
+            score_min=P.STRATEGY_SCORE_MIN.value,
+            score_max=P.STRATEGY_SCORE_MAX.value,
+        )
+        return self._render("strategy", values, self.strategy_schema)
+
+    def reward(self, ctx: DialogueContext) -> Prompt:
+        values = self._base(ctx, with_strategies=True)
+        last = next((u for u in reversed(ctx.history) if u.speaker == "supporter"), None)
+        values.update(
+            last_strategy=(last.strategy if last and last.strategy else "not given"),
+            score_min=P.REWARD_SCORE_MIN.value,
+            score_max=P.REWARD_SCORE_MAX.value,
+        )
+        return self._render("reward", values, self.reward_schema)

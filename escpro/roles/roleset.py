@@ -1,0 +1,265 @@
+"""The concrete RoleSet: four roles over RoleModels, with validation, bounded retries and reuse.
+
+A call is tried at most 1 + max_retries times. A retry of a greedy call raises the temperature to
+`retry_temperature` and changes the sampling seed (a greedy retry would only repeat itself);
+after the last attempt the failure is returned as a value (Outcome(None, result)) with the
+status of the last attempt, never raised and never retried further. Each attempt is bounded by
+`timeout_s`, so no call can hang.
+
+The per-tree `cache` holds a future per RoleRequest.key(model): concurrent identical requests in
+one tree wait for one call, and later ones are answered at once (RoleResult.cached=True).
+Failures are not cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from escpro.roles.api import DialogueContext, Judgement, Outcome, SeekerTurn
+from escpro.roles.base import RoleModel, RoleRequest, RoleResult, Sampling
+from escpro.roles.config import RoleBinding, RolesConfig
+from escpro.roles.prompts import Prompt, PromptBuilder, load_templates, template_record
+from escpro.roles.schemas import REWARD_KEYS
+from escpro.roles.scoring import strategy_prior, turn_reward
+from escpro.roles.text import clean_seeker, clean_supporter
+from escpro.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+
+class ConcreteRoleSet:
+    """Implements escpro.roles.api.RoleSet."""
+
+    def __init__(
+        self,
+        cfg: RolesConfig,
+        taxonomy: Taxonomy,
+        models: dict[str, RoleModel],
+        *,
+        random_seed: int | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.taxonomy = taxonomy
+        self.models = models
+        self.random_seed = random_seed
+        self.templates = load_templates(cfg.prompts_dir)
+        self.prompts = PromptBuilder(taxonomy, self.templates, end_marker=cfg.end_marker)
+        self.stats: dict[str, int] = {"calls": 0, "attempts": 0, "cached": 0, "failed": 0, "retried": 0}
+
+    # --- record -----------------------------------------------------------------------------
+    def template_record(self) -> dict[str, dict[str, str]]:
+        return template_record(templates=self.templates)
+
+    def describe(self) -> dict[str, dict[str, str]]:
+        return {role: {"backend": m.backend, "model": m.model} for role, m in self.models.items()}
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _request(self, role: str, prompt: Prompt, meta: dict[str, Any] | None) -> RoleRequest:
+        b: RoleBinding = self.cfg.binding(role)
+        sampling = Sampling(
+            temperature=b.temperature, top_p=b.top_p, max_tokens=b.max_tokens, seed=self.random_seed
+        )
+        return RoleRequest(
+            role=role,
+            messages=prompt.messages,
+            schema=prompt.schema,
+            sampling=sampling,
+            meta=dict(meta or {}),
+            prompt=prompt.transcript,
+        )
+
+    def _retry_request(self, req: RoleRequest, attempt: int) -> RoleRequest:
+        s = req.sampling
+        seed = (s.seed if s.seed is not None else 0) + 7919 * attempt
+        temp = s.temperature if s.temperature > 0 else self.cfg.retry_temperature
+        return dataclasses.replace(req, sampling=dataclasses.replace(s, seed=seed, temperature=temp))
+
+    async def _attempt(self, model: RoleModel, req: RoleRequest) -> RoleResult:
+        try:
+            return (await asyncio.wait_for(model.generate([req]), self.cfg.timeout_s))[0]
+        except asyncio.TimeoutError:
+            return RoleResult(req, "timeout", error=f"no answer within {self.cfg.timeout_s:g} s",
+                              backend=model.backend, model=model.model, latency_ms=self.cfg.timeout_s * 1000)
+        except Exception as exc:  # a backend bug must not take the tree down
+            log.exception("backend %s raised", model.backend)
+            return RoleResult(req, "error", error=f"{type(exc).__name__}: {exc}",
+                              backend=model.backend, model=model.model)
+
+    async def _call(
+        self,
+        req: RoleRequest,
+        parse: Callable[[RoleResult], Any],
+        cache: dict | None,
+    ) -> Outcome[Any]:
+        model = self.models[req.role]
+        if cache is None:
+            self.stats["calls"] += 1
+            return await self._call_uncached(model, req, parse)
+        key = req.key(model.model)
+        hit = cache.get(key)
+        if hit is not None:
+            value, result = await asyncio.shield(hit) if isinstance(hit, asyncio.Future) else hit
+            if value is not None:
+                self.stats["cached"] += 1
+                res = dataclasses.replace(result, request=req, cached=True, latency_ms=0.0,
+                                          prompt_tokens=0, completion_tokens=0)
+                return Outcome(value, res)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        cache[key] = fut
+        outcome: Outcome[Any] | None = None
+        try:
+            self.stats["calls"] += 1
+            outcome = await self._call_uncached(model, req, parse)
+            return outcome
+        finally:
+            # Waiters must never hang: they get the value, or (None, None) and call themselves.
+            if outcome is not None and outcome.value is not None:
+                cache[key] = (outcome.value, outcome.result)
+                fut.set_result((outcome.value, outcome.result))
+            else:
+                if cache.get(key) is fut:
+                    del cache[key]
+                fut.set_result((None, None))
+
+    async def _call_uncached(
+        self, model: RoleModel, req: RoleRequest, parse: Callable[[RoleResult], Any]
+    ) -> Outcome[Any]:
+        attempts = 1 + self.cfg.max_retries
+        result: RoleResult | None = None
+        for i in range(attempts):
+            attempt_req = req if i == 0 else self._retry_request(req, i)
+            self.stats["attempts"] += 1
+            if i:
+                self.stats["retried"] += 1
+            result = await self._attempt(model, attempt_req)
+            result.attempts = i + 1
+            if result.status == "ok":
+                try:
+                    value = parse(result)
+                except ValueError as exc:
+                    result.status = "invalid"
+                    result.error = str(exc)
+                    result.value = None
+                else:
+                    result.request = req
+                    return Outcome(value, result)
+        assert result is not None
+        result.request = req
+        result.value = None
+        self.stats["failed"] += 1
+        return Outcome(None, result)
+
+    # --- parsers --------------------------------------------------------------------------------
+    def _is_strategy(self, label: str) -> bool:
+        return self.taxonomy.canonical(label) is not None
+
+    def _parse_scores(self, res: RoleResult) -> dict[str, int]:
+        value = res.value
+        return {name: int(value[name]) for name in self.taxonomy.names}
+
+    def _parse_judgement(self, res: RoleResult) -> Judgement:
+        v = res.value
+        e, i, h, s = (int(v[k]) for k in REWARD_KEYS)
+        reward = turn_reward(e, i, h, s, alpha=self.cfg.reward_alpha, bias=self.cfg.reward_bias)
+        return Judgement(e, i, h, s, reward)
+
+    def _parse_support(self, res: RoleResult) -> str:
+        text = clean_supporter(res.text, self.cfg.end_marker, self._is_strategy)
+        if not text:
+            raise ValueError("empty supporter reply after cleaning")
+        res.value = text
+        return text
+
+    def _parse_seek(self, res: RoleResult) -> SeekerTurn:
+        text, ended = clean_seeker(res.text, self.cfg.end_marker)
+        if not text and not ended:
+            raise ValueError("empty seeker reply after cleaning")
+        turn = SeekerTurn(text, ended)
+        res.value = text
+        return turn
+
+    # --- the RoleSet protocol -------------------------------------------------------------------
+    async def score_strategies(
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+    ) -> Outcome[dict[str, int]]:
+        req = self._request("strategy", self.prompts.strategy(ctx), meta)
+        return await self._call(req, self._parse_scores, cache)
+
+    def prior(self, scores: dict[str, int]) -> dict[str, float]:
+        return strategy_prior(scores, self.cfg.prior_temperature)
+
+    async def support(
+        self,
+        ctx: DialogueContext,
+        strategy: str,
+        *,
+        meta: dict[str, Any] | None = None,
+        cache: dict | None = None,
+    ) -> Outcome[str]:
+        req = self._request("supporter", self.prompts.supporter(ctx, strategy), meta)
+        return await self._call(req, self._parse_support, cache)
+
+    async def seek(
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+    ) -> Outcome[SeekerTurn]:
+        req = self._request("seeker", self.prompts.seeker(ctx), meta)
+        return await self._call(req, self._parse_seek, cache)
+
+    async def judge(
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+    ) -> Outcome[Judgement]:
+        req = self._request("reward", self.prompts.reward(ctx), meta)
+        return await self._call(req, self._parse_judgement, cache)
+
+    async def aclose(self) -> None:
+        seen: set[int] = set()
+        for m in self.models.values():
+            if id(m) not in seen:
+                seen.add(id(m))
+                await m.aclose()
+
+
+def build_roleset(
+    roles_cfg: RolesConfig,
+    taxonomy: Taxonomy,
+    *,
+    backend_override: str | None = None,
+    endpoints: Path | str | None = None,
+    random_seed: int | None = None,
+) -> ConcreteRoleSet:
+    """A RoleSet for a config. `backend_override` puts every role on one backend (e.g. "sim" to
+    plan a build's cost); `endpoints` (written by `escpro serve`) points roles at served models.
+    Roles whose bindings agree on the engine share one model instance."""
+    from escpro.roles.backends import make_model
+    from escpro.roles.endpoints import apply_endpoints
+
+    cfg = roles_cfg
+    if endpoints is not None:
+        cfg = apply_endpoints(cfg, endpoints)
+    if backend_override is not None:
+        updates = {}
+        for role in ("seeker", "supporter", "strategy", "reward"):
+            b = cfg.binding(role)
+            updates[role] = b.model_copy(update={"backend": backend_override})
+        cfg = cfg.model_copy(update=updates)
+    instances: dict[str, RoleModel] = {}
+    models: dict[str, RoleModel] = {}
+    try:
+        for role in ("seeker", "supporter", "strategy", "reward"):
+            b = cfg.binding(role)
+            key = b.instance_key()
+            if key not in instances:
+                instances[key] = make_model(b, timeout_s=cfg.timeout_s, end_marker=cfg.end_marker)
+            models[role] = instances[key]
+    except BaseException:
+        for m in instances.values():
+            close = getattr(m, "close_sync", None)
+            if close:
+                close()
+        raise
+    return ConcreteRoleSet(cfg, taxonomy, models, random_seed=random_seed)

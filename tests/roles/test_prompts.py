@@ -1,0 +1,104 @@
+"""Prompt rendering from the editable templates in configs/prompts/."""
+
+import hashlib
+
+import pytest
+
+from escpro.errors import ConfigError
+from escpro.roles.api import DialogueContext, Utterance
+from escpro.roles.prompts import PromptBuilder, load_templates, render_transcript, template_record
+from escpro.taxonomy import load_taxonomy
+
+CTX = DialogueContext(
+    "Breakups or Divorce",
+    "After five years of marriage we separated.",
+    (
+        Utterance("seeker", "Hey, can you lend me an ear?"),
+        Utterance("supporter", "Of course! What's been going on?", "Emotional Validation"),
+        Utterance("seeker", "My husband and I decided to separate."),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def builder():
+    return PromptBuilder(load_taxonomy("cso8"))
+
+
+def test_strategy_prompt_lists_every_strategy_and_history(builder):
+    p = builder.strategy(CTX)
+    user = p.messages[1]["content"]
+    assert [m["role"] for m in p.messages] == ["system", "user"]
+    for s in load_taxonomy("cso8").strategies:
+        assert f"- {s.name}: {s.definition}" in user
+    assert "Supporter (Emotional Validation): Of course!" in user
+    assert "Seeker: My husband and I decided to separate." in user
+    assert "from 1" in user and "to 10" in user
+    assert p.schema["required"] == load_taxonomy("cso8").names
+    assert p.transcript.endswith("JSON:")
+
+
+def test_supporter_prompt_has_strategy_and_definition(builder):
+    p = builder.supporter(CTX, "aff")  # abbreviation resolves to the canonical name
+    user = p.messages[1]["content"]
+    assert "Strategy to use: Affirmation" in user
+    assert load_taxonomy("cso8").definition("Affirmation") in user
+    assert "(Emotional Validation)" not in user  # the supporter is not shown past strategies
+    assert p.schema is None and p.transcript.rstrip().endswith("Supporter:")
+    with pytest.raises(KeyError):
+        builder.supporter(CTX, "Hypnosis")
+
+
+def test_seeker_prompt_scene_situation_marker(builder):
+    ctx = CTX.extend(Utterance("supporter", "That must be hard.", "Empathetic Statements"))
+    p = builder.seeker(ctx)
+    system = p.messages[0]["content"]
+    assert "Breakups or Divorce" in system and "five years of marriage" in system
+    assert "[END]" in system
+    assert p.transcript.endswith("Supporter: That must be hard.\nSeeker:")
+    assert "[BYE]" in PromptBuilder(load_taxonomy("cso8"), end_marker="[BYE]").seeker(ctx).messages[0]["content"]
+
+
+def test_reward_prompt_rubric_and_last_strategy(builder):
+    ctx = CTX.extend(Utterance("supporter", "You are strong.", "Affirmation"))
+    user = builder.reward(ctx).messages[1]["content"]
+    assert "(strategy: Affirmation)" in user
+    for key in ("empathy", "information", "humanoid", "strategy"):
+        assert f"- {key}:" in user
+    assert "no apparent difference from a human friend" in user  # Table 12, Humanoid 4
+
+
+def test_template_record_and_custom_dir(tmp_path):
+    rec = template_record()
+    assert set(rec) == {"seeker.yaml", "supporter.yaml", "strategy.yaml", "reward.yaml"}
+    for entry in rec.values():
+        assert entry["sha256"] == hashlib.sha256(entry["text"].encode()).hexdigest()
+    (tmp_path / "seeker.yaml").write_text(
+        "system: Be ${scene}.\nuser: |-\n  ${history}\ntranscript: '${system} ${history} Seeker:'\n"
+    )
+    tpls = load_templates(tmp_path)
+    assert tpls["seeker"].path == str(tmp_path / "seeker.yaml")
+    assert tpls["reward"].path.endswith("configs/prompts/reward.yaml")  # fallback
+    p = PromptBuilder(load_taxonomy("cso8"), tpls).seeker(CTX)
+    assert p.messages[0]["content"] == "Be Breakups or Divorce."
+    assert template_record(tmp_path)["seeker.yaml"]["sha256"] != rec["seeker.yaml"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        ("system: ${nope}\nuser: x\ntranscript: y\n", "unknown placeholder"),
+        ("system: a\nuser: x\n", "transcript"),
+        ("system: a\nuser: x\ntranscript: y\nextra: 1\n", "unknown key"),
+        ("- a\n", "mapping"),
+    ],
+)
+def test_bad_templates_are_config_errors(tmp_path, body, match):
+    (tmp_path / "strategy.yaml").write_text(body)
+    with pytest.raises(ConfigError, match=match):
+        load_templates(tmp_path)
+
+
+def test_generic_transcript():
+    t = render_transcript([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
+    assert t == "S\n\nUser: U\n\nAssistant:"
