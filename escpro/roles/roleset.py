@@ -80,11 +80,13 @@ class ConcreteRoleSet:
         return dataclasses.replace(req, sampling=dataclasses.replace(s, seed=seed, temperature=temp))
 
     async def _attempt(self, model: RoleModel, req: RoleRequest) -> RoleResult:
+        # A backend with its own bounded retries (openai) states its worst case; others get timeout_s.
+        budget = getattr(model, "call_budget_s", None) or self.cfg.timeout_s
         try:
-            return (await asyncio.wait_for(model.generate([req]), self.cfg.timeout_s))[0]
+            return (await asyncio.wait_for(model.generate([req]), budget))[0]
         except asyncio.TimeoutError:
-            return RoleResult(req, "timeout", error=f"no answer within {self.cfg.timeout_s:g} s",
-                              backend=model.backend, model=model.model, latency_ms=self.cfg.timeout_s * 1000)
+            return RoleResult(req, "timeout", error=f"no answer within {budget:g} s",
+                              backend=model.backend, model=model.model, latency_ms=budget * 1000)
         except Exception as exc:  # a backend bug must not take the tree down
             log.exception("backend %s raised", model.backend)
             return RoleResult(req, "error", error=f"{type(exc).__name__}: {exc}",

@@ -1,0 +1,234 @@
+"""Backend `openai`: any OpenAI-compatible HTTP server (vLLM, llama.cpp server, TGI, a hosted API).
+
+Built on aiohttp directly: on this 2-core machine the openai SDK's default httpx transport costs
+~30x more client CPU per call under hundreds of calls in flight (docs/roles.md has the numbers and
+scripts/bench_http_client.py measures them). One pooled session per model instance; a semaphore
+per endpoint caps requests in flight; each attempt has a timeout; 5xx/429, timeouts, connection
+errors and malformed or truncated response bodies are retried a bounded number of times with
+exponential backoff; any other 4xx fails at once. Schema requests are constrained with vLLM's
+`structured_outputs: {"json": ...}` (vLLM >= 0.12) or OpenAI `response_format` json_schema; the
+removed `guided_*` keys are never sent (vLLM would ignore them and not constrain the output).
+Every request carries `X-Escpro-Role` so a server can tell the roles apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+
+from escpro.errors import ConfigError
+from escpro.roles.backends.common import failed, finish
+from escpro.roles.base import RoleRequest, RoleResult
+from escpro.roles.config import RoleBinding
+from escpro.roles.prompts import render_transcript
+
+ROLE_HEADER = "X-Escpro-Role"
+_SEMAPHORES: dict[tuple[int, str], asyncio.Semaphore] = {}
+
+
+class _Retryable(Exception):
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Fatal(Exception):
+    pass
+
+
+def build_body(
+    request: RoleRequest, model: str, *, api: str, structured: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON body for one request (pure; unit-tested for the structured-output keys)."""
+    s = request.sampling
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": s.max_tokens,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+    }
+    if api == "chat":
+        body["messages"] = [dict(m) for m in request.messages]
+    else:
+        body["prompt"] = request.prompt if request.prompt is not None else render_transcript(request.messages)
+    if s.seed is not None:
+        body["seed"] = s.seed
+    if s.stop:
+        body["stop"] = list(s.stop)
+    if request.schema is not None:
+        if structured == "vllm":
+            body["structured_outputs"] = {"json": dict(request.schema)}
+        elif structured == "response_format":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": str(request.schema.get("title", "answer")),
+                    "schema": dict(request.schema),
+                    "strict": True,
+                },
+            }
+    if extra:
+        body.update(extra)
+    assert not any(k.startswith("guided_") for k in body), "guided_* keys are removed in vLLM >= 0.12"
+    return body
+
+
+def parse_response(raw: bytes, api: str) -> tuple[str, bool, int, int]:
+    """(text, hit max_tokens?, prompt tokens, completion tokens); raises _Retryable on a body
+    that is not a well-formed completion (malformed or cut off by the server)."""
+    try:
+        data = json.loads(raw)
+        choice = data["choices"][0]
+        text = choice["message"]["content"] if api == "chat" else choice["text"]
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise TypeError("content is not a string")
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        snippet = raw[:80].decode("utf-8", "replace")
+        raise _Retryable("error", f"malformed response body ({type(exc).__name__}): {snippet!r}") from None
+    usage = data.get("usage") or {}
+    return (
+        text,
+        choice.get("finish_reason") == "length",
+        int(usage.get("prompt_tokens") or 0),
+        int(usage.get("completion_tokens") or 0),
+    )
+
+
+class OpenAIModel:
+    backend = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        structured: str = "vllm",
+        api: str = "chat",
+        concurrency: int = 64,
+        timeout_s: float = 120.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api = api
+        self.structured = structured
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.extra_body = dict(extra_body or {})
+        self.url = f"{self.base_url}/{'chat/completions' if api == 'chat' else 'completions'}"
+        self.headers = {"Content-Type": "application/json"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_binding(cls, b: RoleBinding, *, timeout_s: float = 120.0) -> OpenAIModel:
+        if not b.base_url:
+            raise ConfigError(
+                f"roles: backend openai for model '{b.model}' needs base_url (or pass --endpoints FILE)"
+            )
+        key = None
+        if b.api_key_env:
+            key = os.environ.get(b.api_key_env)
+            if key is None:
+                raise ConfigError(f"roles: api_key_env: environment variable {b.api_key_env} is not set")
+        return cls(
+            b.base_url,
+            b.model,
+            api_key=key,
+            structured=b.structured,
+            api=b.api,
+            concurrency=b.concurrency,
+            timeout_s=b.request_timeout_s or timeout_s,
+            retries=b.http_retries,
+            backoff_s=b.backoff_s,
+            extra_body=b.extra_body,
+        )
+
+    def _ensure(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            )
+            self._loop = loop
+        key = (id(loop), self.base_url)
+        sem = _SEMAPHORES.get(key)
+        if sem is None:
+            sem = _SEMAPHORES[key] = asyncio.Semaphore(self.concurrency)
+        return self._session, sem
+
+    @property
+    def call_budget_s(self) -> float:
+        """The longest one generate() can take: every attempt timing out, plus the backoffs."""
+        backoff = sum(self.backoff_s * 2**i for i in range(self.retries))
+        return self.timeout_s * (1 + self.retries) + backoff + 1.0
+
+    async def _post(self, session: aiohttp.ClientSession, data: bytes, role: str) -> bytes:
+        headers = {**self.headers, ROLE_HEADER: role}
+        try:
+            async with session.post(self.url, data=data, headers=headers) as resp:
+                raw = await resp.read()
+                if resp.status >= 500 or resp.status == 429:
+                    raise _Retryable("error", f"HTTP {resp.status}: {raw[:120].decode('utf-8', 'replace')}")
+                if resp.status >= 400:
+                    raise _Fatal(f"HTTP {resp.status}: {raw[:200].decode('utf-8', 'replace')}")
+                return raw
+        except asyncio.TimeoutError:
+            raise _Retryable("timeout", f"no response within {self.timeout_s:g} s") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise _Retryable("error", f"truncated response body: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise _Retryable("error", f"{type(exc).__name__}: {exc}") from None
+
+    async def _one(self, req: RoleRequest) -> RoleResult:
+        session, sem = self._ensure()
+        body = build_body(req, self.model, api=self.api, structured=self.structured, extra=self.extra_body)
+        data = json.dumps(body).encode("utf-8")
+        t0 = time.perf_counter()
+        last: _Retryable | None = None
+        for attempt in range(1 + self.retries):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * (2 ** (attempt - 1)))
+            try:
+                async with sem:
+                    raw = await self._post(session, data, req.role)
+                text, truncated, ptok, ctok = parse_response(raw, self.api)
+            except _Retryable as exc:
+                last = exc
+                continue
+            except _Fatal as exc:
+                return failed(req, "error", str(exc), backend=self.backend, model=self.model,
+                              latency_ms=(time.perf_counter() - t0) * 1000, attempts=attempt + 1)
+            return finish(req, text, backend=self.backend, model=self.model, prompt_tokens=ptok,
+                          completion_tokens=ctok, latency_ms=(time.perf_counter() - t0) * 1000,
+                          attempts=attempt + 1, truncated=truncated)
+        assert last is not None
+        return failed(req, last.status, f"{last} (after {1 + self.retries} attempts)", backend=self.backend,
+                      model=self.model, latency_ms=(time.perf_counter() - t0) * 1000,
+                      attempts=1 + self.retries)
+
+    async def generate(self, requests: Sequence[RoleRequest]) -> list[RoleResult]:
+        if len(requests) == 1:
+            return [await self._one(requests[0])]
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
