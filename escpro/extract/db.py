@@ -172,3 +172,33 @@ def load_tree(con: duckdb.DuckDBPyConnection, tree_id: str) -> Tree:
         hint = f" (known: {', '.join(known[:5])}{' ...' if len(known) > 5 else ''})" if known else " (no trees stored)"
         raise DataError(f"no tree '{tree_id}' in the database{hint}")
     return trees[0]
+
+
+def call_costs(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Role-call costs per role from llm_calls (empty when the table is absent or empty)."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "llm_calls" not in tables:
+        return []
+    have = _columns(con, "llm_calls")
+    cached = "count(*) FILTER (WHERE cached)" if "cached" in have else "0"
+    rows = con.execute(
+        f"""
+        SELECT coalesce(role, '?') AS role,
+               count(*) AS calls,
+               count(*) FILTER (WHERE status = 'ok') AS ok,
+               count(*) FILTER (WHERE status IS DISTINCT FROM 'ok') AS failed,
+               count(*) FILTER (WHERE status = 'invalid') AS invalid,
+               count(*) FILTER (WHERE status = 'error') AS error,
+               count(*) FILTER (WHERE status = 'timeout') AS timeout,
+               {cached} AS cached,
+               coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+               coalesce(sum(completion_tokens), 0) AS completion_tokens,
+               avg(latency_ms) AS latency_mean_ms,
+               quantile_cont(latency_ms, 0.5) AS latency_p50_ms,
+               quantile_cont(latency_ms, 0.95) AS latency_p95_ms,
+               coalesce(sum(latency_ms), 0) / 1000.0 AS latency_total_s
+        FROM llm_calls GROUP BY 1 ORDER BY 1
+        """
+    )
+    cols = [d[0] for d in rows.description]
+    return [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]

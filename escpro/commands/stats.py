@@ -1,0 +1,142 @@
+"""`escpro stats`: the paper's Table 5, strategy use by dialogue stage, search and call costs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import click
+
+from escpro.cli_common import emit, escpro_command
+from escpro.config import load_config
+from escpro.extract import db as dbio
+from escpro.extract import stats as S
+from escpro.extract.pipeline import collect
+
+TABLE5_ROWS = [
+    ("Dialogues", "dialogues"),
+    ("Utterances", "utterances"),
+    ("Avg. len. of dialogues", "mean_dialogue_length"),
+    ("Avg. len. of utterances", "mean_utterance_words"),
+]
+TABLE5_COLS = [
+    ("Seeds", "seed"), ("ESC-Pro(seeker)", "esc_pro_seeker"), ("ESC-Pro(+)", "esc_pro_preferred"),
+    ("ESC-Pro(-)", "esc_pro_non_preferred"), ("ESC-Pro", "esc_pro"),
+]
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return f"{v:,}"
+
+
+def table5_text(t5: dict) -> str:
+    widths = [24] + [max(len(h), 10) for h, _ in TABLE5_COLS]
+    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip([""] + [h for h, _ in TABLE5_COLS], widths, strict=True)))]
+    for label, key in TABLE5_ROWS:
+        cells = [label.ljust(widths[0])]
+        for (_, col), w in zip(TABLE5_COLS, widths[1:], strict=True):
+            cells.append(_fmt(t5[col].get(key)).rjust(w))
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        if not rows:
+            return
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+@escpro_command(name="stats")
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="DuckDB file written by `escpro build`.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write table5.csv, stages.csv, stages.png, q_hist.png, trees.csv, calls.csv, stats.json here.")
+@click.option("--theta", type=float, default=None, help="Q threshold of valid paths (default 0.5).")
+@click.option("--rule", type=click.Choice(["paper", "reference"]), default=None, help="Valid-path rule, as in `escpro extract`.")
+@click.option("--taxonomy", default=None, help="Taxonomy (default: the run's).")
+@click.option("--include-unfinished", is_flag=True, default=None, help="Also count trees whose status is not 'done'.")
+def stats(db_path, out_dir, theta, rule, taxonomy, include_unfinished, config_path, as_json, log_level):
+    """Table 5 of the paper for the seeds and for ESC-Pro, the strategy distribution over the six
+    dialogue stages (stage = floor(5 i / n) / 5 for utterance i of n), per-tree search statistics
+    and role-call costs per role from llm_calls.
+
+    Example: escpro stats --db build.duckdb --out stats/
+    """
+    flags = {"theta": theta, "rule": rule, "include_unfinished": include_unfinished}
+    ec = load_config(config_path, {"extract": {k: v for k, v in flags.items() if v is not None}}).extract
+    ex = collect(db_path, theta=ec.theta, rule=ec.rule, min_n=ec.reference_min_n, taxonomy=taxonomy,
+                 include_unfinished=ec.include_unfinished)
+    with dbio.open_db(db_path) as con:
+        calls = dbio.call_costs(con)
+    tax = ex.taxonomy
+    t5 = S.table5(ex.trees, ex.results, tax)
+    stage_rows = (S.stage_rows(S.stage_distribution(ex.trees, ex.results, tax, "seed"), tax.names, "seed")
+                  + S.stage_rows(S.stage_distribution(ex.trees, ex.results, tax, "esc_pro"), tax.names, "esc_pro"))
+    trees = [S.tree_stats(t, r, ec.theta) for t, r in zip(ex.trees, ex.results, strict=True)]
+    qs = S.all_q(ex.trees)
+    summary = {
+        "db": str(db_path),
+        "rule": ec.rule,
+        "theta": ec.theta,
+        "taxonomy": tax.name,
+        "table5": t5,
+        "stages": stage_rows,
+        "trees": trees,
+        "trees_skipped": ex.skipped,
+        "q_overall": S._quantiles(qs) | {"nodes": len(qs), "at_least_theta": sum(1 for q in qs if q >= ec.theta)},
+        "calls": calls,
+    }
+    files = []
+    if out_dir is not None:
+        from escpro.extract import export, plot
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        t5_rows = [{"row": label, **{h: t5[col].get(key) for h, col in TABLE5_COLS}} for label, key in TABLE5_ROWS]
+        _write_csv(out_dir / "table5.csv", t5_rows)
+        _write_csv(out_dir / "stages.csv", stage_rows)
+        _write_csv(out_dir / "trees.csv", trees)
+        _write_csv(out_dir / "calls.csv", calls)
+        panels = [("Seed dialogues", [r for r in stage_rows if r["source"] == "seed"]),
+                  ("ESC-Pro (valid paths)", [r for r in stage_rows if r["source"] == "esc_pro"])]
+        plot.stage_plot(panels, tax.names, out_dir / "stages.png")
+        plot.q_histogram(qs, ec.theta, out_dir / "q_hist.png")
+        export.write_json(out_dir / "stats.json", summary)
+        files = ["table5.csv", "stages.csv", "stages.png", "q_hist.png", "trees.csv", "calls.csv", "stats.json"]
+        summary["files"] = [str(out_dir / f) for f in files]
+
+    def text() -> str:
+        lines = [f"{db_path}: rule {ec.rule}, theta {ec.theta:g}, taxonomy {tax.name}", "", "Table 5", table5_text(t5),
+                 f"(unique nodes: {t5['unique']['preferred_nodes']} preferred, {t5['unique']['non_preferred_nodes']} non-preferred)", ""]
+        done = [t for t in trees if t["iterations"] is not None]
+        lines.append(f"Search: {len(trees)} trees, {sum(t['nodes'] for t in trees)} nodes, "
+                     f"{sum(t['end_nodes'] for t in trees)} end nodes, "
+                     f"mean iterations {sum(t['iterations'] for t in done) / len(done):.1f}" if done else
+                     f"Search: {len(trees)} trees")
+        q = summary["q_overall"]
+        if q["nodes"]:
+            lines.append(f"Q over {q['nodes']} expanded nodes: min {q['min']:.3f}  median {q['median']:.3f}  "
+                         f"mean {q['mean']:.3f}  max {q['max']:.3f}  ({q['at_least_theta']} >= theta)")
+        empty = [t for t in trees if not t["valid_paths"]]
+        if empty:
+            lines.append(f"Trees without a valid path: {len(empty)} (" + ", ".join(t["tree_id"] for t in empty[:5]) + (" ..." if len(empty) > 5 else "") + ")")
+        if ex.skipped:
+            lines.append(f"Trees skipped (not done): {len(ex.skipped)}")
+        lines.append("")
+        if calls:
+            lines.append(f"{'role':<10} {'calls':>7} {'ok':>7} {'failed':>6} {'cached':>6} {'prompt tok':>11} {'compl tok':>10} {'lat mean':>9} {'p95 ms':>8}")
+            for c in calls:
+                lines.append(f"{c['role']:<10} {c['calls']:>7} {c['ok']:>7} {c['failed']:>6} {c['cached']:>6} "
+                             f"{c['prompt_tokens']:>11} {c['completion_tokens']:>10} {_fmt(c['latency_mean_ms']):>9} {_fmt(c['latency_p95_ms']):>8}")
+        else:
+            lines.append("No role calls recorded (llm_calls is empty).")
+        if files:
+            lines += ["", f"Wrote {', '.join(files)} to {out_dir}"]
+        return "\n".join(lines)
+
+    emit(summary, as_json, text)

@@ -1,0 +1,183 @@
+"""Statistics of seeds and ESC-Pro (the paper's Table 5), strategy use by dialogue stage, and
+per-tree search figures. Pure functions over Tree objects; escpro.commands.stats does the I/O.
+
+Counting (Table 5): an ESC-Pro dialogue is one valid path (context turns, the root's seeker turn,
+every node's supporter and seeker turns). Seeker and preferred utterances are counted per
+dialogue; the non-preferred utterances of a dialogue are the rejected siblings of its nodes, also
+counted per dialogue (a node shared by two valid paths counts in both, as the two dialogues each
+carry it). The mean dialogue length counts seeker + preferred utterances, as the paper's 14.72 =
+(3,113 + 3,113) / 423 does. Unique counts (each node once) are reported beside them. Words are
+whitespace-separated tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+
+from escpro import paper_defaults as P
+from escpro.extract.rules import TreeResult
+from escpro.extract.tree import Tree, path_dialogue
+from escpro.taxonomy import Taxonomy
+
+STAGE_DIVISIONS = int(P.STAGES.value)
+
+
+def words(text: str | None) -> int:
+    return len((text or "").split())
+
+
+def stage_of(i: int, n: int, divisions: int = STAGE_DIVISIONS) -> float:
+    """Stage of utterance i (1-based) of n: floor(divisions * i / n) / divisions."""
+    if not 1 <= i <= n:
+        raise ValueError(f"utterance {i} of {n}")
+    return math.floor(divisions * i / n) / divisions
+
+
+def stage_labels(divisions: int = STAGE_DIVISIONS) -> list[float]:
+    return [k / divisions for k in range(divisions + 1)]
+
+
+@dataclass
+class Column:
+    """One column of Table 5."""
+
+    dialogues: int | None = None
+    utterances: int = 0
+    words: int = 0
+
+    def add(self, text: str | None) -> None:
+        self.utterances += 1
+        self.words += words(text)
+
+    @property
+    def mean_words(self) -> float | None:
+        return self.words / self.utterances if self.utterances else None
+
+
+def _seed_turns(tree: Tree) -> list[dict]:
+    return [t for t in (tree.seed or {}).get("turns") or [] if isinstance(t, dict)]
+
+
+def table5(trees: list[Tree], results: list[TreeResult], taxonomy: Taxonomy | None) -> dict:
+    seeds = Column(dialogues=0)
+    for tree in trees:
+        turns = _seed_turns(tree)
+        if not turns:
+            continue
+        seeds.dialogues += 1
+        for t in turns:
+            seeds.add(t.get("text"))
+    seeker, pref, nonpref = Column(), Column(), Column()
+    uniq_pref: set[str] = set()
+    uniq_rej: set[str] = set()
+    dialogues = 0
+    for tree, res in zip(trees, results, strict=True):
+        rejected_of: dict[str, list[str]] = {}
+        for p in res.pairs:
+            rejected_of.setdefault(p.chosen_id, []).append(p.rejected_id)
+        for path in res.paths:
+            dialogues += 1
+            for speaker, text, _ in path_dialogue(tree, path.node_ids, taxonomy):
+                (seeker if speaker == "seeker" else pref).add(text)
+            for nid in path.node_ids:
+                uniq_pref.add(nid)
+                for rid in rejected_of.get(nid, []):
+                    uniq_rej.add(rid)
+                    nonpref.add(tree.node(rid).supporter_text)
+    total_utts = seeker.utterances + pref.utterances + nonpref.utterances
+    total_words = seeker.words + pref.words + nonpref.words
+    return {
+        "seed": {
+            "dialogues": seeds.dialogues,
+            "utterances": seeds.utterances,
+            "mean_dialogue_length": seeds.utterances / seeds.dialogues if seeds.dialogues else None,
+            "mean_utterance_words": seeds.mean_words,
+        },
+        "esc_pro_seeker": {"utterances": seeker.utterances, "mean_utterance_words": seeker.mean_words},
+        "esc_pro_preferred": {"utterances": pref.utterances, "mean_utterance_words": pref.mean_words},
+        "esc_pro_non_preferred": {"utterances": nonpref.utterances, "mean_utterance_words": nonpref.mean_words},
+        "esc_pro": {
+            "dialogues": dialogues,
+            "utterances": total_utts,
+            "mean_dialogue_length": (seeker.utterances + pref.utterances) / dialogues if dialogues else None,
+            "mean_utterance_words": total_words / total_utts if total_utts else None,
+        },
+        "unique": {"preferred_nodes": len(uniq_pref), "non_preferred_nodes": len(uniq_rej)},
+    }
+
+
+def stage_distribution(
+    trees: list[Tree], results: list[TreeResult], taxonomy: Taxonomy | None, source: str = "esc_pro"
+) -> Counter:
+    """Counter over (stage, strategy) of supporter utterances with a strategy.
+
+    source "esc_pro": every valid path; "seed": the seed dialogues' labelled supporter turns.
+    """
+    counts: Counter = Counter()
+    for tree, res in zip(trees, results, strict=True):
+        if source == "seed":
+            dialogues = [
+                [(t.get("speaker"), t.get("text"), None if t.get("context_only") else t.get("strategy"))
+                 for t in _seed_turns(tree)]
+            ]
+            dialogues = [d for d in dialogues if d]
+        else:
+            dialogues = [path_dialogue(tree, p.node_ids, taxonomy) for p in res.paths]
+        for turns in dialogues:
+            n = len(turns)
+            for i, (speaker, _, strategy) in enumerate(turns, start=1):
+                if speaker == "supporter" and strategy:
+                    name = (taxonomy.canonical(strategy) if taxonomy else None) or strategy
+                    counts[(stage_of(i, n), name)] += 1
+    return counts
+
+
+def stage_rows(counts: Counter, strategies: list[str], source: str) -> list[dict]:
+    """CSV rows: one per (stage, strategy), with the share of the stage's supporter turns."""
+    rows = []
+    for stage in stage_labels():
+        total = sum(c for (s, _), c in counts.items() if s == stage)
+        names = strategies + sorted({k for (s, k) in counts if s == stage and k not in strategies})
+        for name in names:
+            c = counts.get((stage, name), 0)
+            rows.append({"source": source, "stage": stage, "strategy": name, "count": c,
+                         "share": c / total if total else 0.0})
+    return rows
+
+
+def _quantiles(values: list[float]) -> dict:
+    if not values:
+        return {"min": None, "p25": None, "median": None, "mean": None, "p75": None, "max": None}
+    vs = sorted(values)
+    qs = statistics.quantiles(vs, n=4, method="inclusive") if len(vs) > 1 else [vs[0]] * 3
+    return {"min": vs[0], "p25": qs[0], "median": qs[1], "mean": statistics.fmean(vs), "p75": qs[2], "max": vs[-1]}
+
+
+def tree_stats(tree: Tree, res: TreeResult, theta: float) -> dict:
+    nodes = [n for n in tree.nodes.values() if not n.is_root]
+    replied = [n for n in nodes if n.has_reply]
+    qs = [n.q for n in replied if n.q is not None]
+    kinds = Counter(n.kind for n in nodes)
+    return {
+        "tree_id": tree.tree_id,
+        "status": tree.status,
+        "iterations": tree.iterations,
+        "nodes": len(nodes),
+        "expanded": len(replied),
+        "unexpanded": kinds.get("unexpanded", 0),
+        "end_nodes": sum(1 for n in nodes if n.ended),
+        "max_depth": max((len(tree.ancestry(n.node_id)) for n in nodes), default=0),
+        "valid_paths": len(res.paths),
+        "pairs": len(res.pairs),
+        "q_at_least_theta": sum(1 for q in qs if q >= theta),
+        **{f"q_{k}": v for k, v in _quantiles(qs).items()},
+        "reason": res.reason,
+    }
+
+
+def all_q(trees: list[Tree]) -> list[float]:
+    return [n.q for t in trees for n in t.nodes.values() if n.has_reply and n.q is not None]
+
