@@ -1,22 +1,59 @@
-"""`build:` config section: the search's numbers (defaults from escpro.paper_defaults)."""
+"""`build:` config section: the search's numbers (defaults from escpro.paper_defaults) and the
+build's operational knobs (concurrency, commits, failure limits)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from escpro import paper_defaults as P
 from escpro.config_base import Section
 
+# Settings that decide what a tree looks like: a resumed build must use the same values, or the
+# finished tree would be neither the old build nor the new one.
+SEARCH_KEYS = (
+    "c",
+    "sim_max_rounds",
+    "gold_q",
+    "gold_n",
+    "gold_unscored_scale",
+    "gold_unscored_prior",
+    "taxonomy",
+    "reuse_answers",
+    "max_consecutive_failures",
+)
+
 
 class BuildConfig(Section):
-    c: float = Field(P.PUCB_C.value, ge=0)
-    sim_max_rounds: int = Field(P.SIM_MAX_ROUNDS.value, ge=0)
-    gold_q: float = P.GOLD_Q.value
-    gold_n: int = Field(P.GOLD_N.value, ge=0)
+    # --- the paper's search (PAPER_NOTES.md section 3) ---
+    c: float = Field(P.PUCB_C.value, ge=0, description="PUCB exploration constant")
+    sim_max_rounds: int = Field(P.SIM_MAX_ROUNDS.value, ge=0, description="greedy rollout rounds")
+    gold_q: float = Field(P.GOLD_Q.value, description="initial Q of gold nodes (and the root)")
+    gold_n: int = Field(P.GOLD_N.value, ge=0, description="initial N of gold nodes (and the root)")
+    gold_unscored_scale: float = Field(P.GOLD_UNSCORED_SCALE.value, gt=0, le=1)
+    gold_unscored_prior: float = Field(P.GOLD_UNSCORED_PRIOR.value, ge=0, le=1)
     min_iterations: int = Field(P.MIN_ITERATIONS.value, ge=0)
-    max_iterations: int = Field(P.MAX_ITERATIONS.value, ge=1)
+    max_iterations: int = Field(P.MAX_ITERATIONS.value, ge=0)
     min_end_nodes: int = Field(P.MIN_END_NODES.value, ge=0)
     max_end_nodes: int = Field(P.MAX_END_NODES.value, ge=1)
-    concurrent_trees: int = Field(64, ge=1)
-    reuse_answers: bool = True
+    # --- operation ---
+    concurrent_trees: int = Field(64, ge=1, description="tree searches in flight at once")
+    reuse_answers: bool = Field(True, description="answer identical requests within a tree once")
     taxonomy: str = "cso8"
+    max_consecutive_failures: int = Field(
+        5, ge=1, description="iterations in a row without progress before a tree is marked failed"
+    )
+    commit_interval_s: float = Field(
+        2.0, gt=0, description="seconds between commits of finished iterations to DuckDB"
+    )
+    commit_max_rows: int = Field(20000, ge=1, description="commit early when this many rows wait")
+    lock_timeout_s: float = Field(
+        120.0, gt=0, description="how long a commit waits for a reader to release the file"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BuildConfig:
+        if self.min_iterations > self.max_iterations:
+            raise ValueError("min_iterations must be <= max_iterations")
+        if self.min_end_nodes > self.max_end_nodes:
+            raise ValueError("min_end_nodes must be <= max_end_nodes")
+        return self

@@ -23,7 +23,10 @@ CREATE TABLE IF NOT EXISTS runs (
     seeds_sha256 TEXT,
     started_at TIMESTAMP,
     seeds_path TEXT,
-    prompts JSON
+    prompts JSON,
+    shard TEXT,
+    random_seed BIGINT,
+    command TEXT
 );
 CREATE TABLE IF NOT EXISTS trees (
     tree_id TEXT PRIMARY KEY,
@@ -37,7 +40,11 @@ CREATE TABLE IF NOT EXISTS trees (
     end_count INTEGER,
     error TEXT,
     seed JSON,
-    updated_at TIMESTAMP
+    updated_at TIMESTAMP,
+    stop_reason TEXT,
+    node_count INTEGER,
+    consecutive_failures INTEGER,
+    failed_iterations INTEGER
 );
 CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY,

@@ -1,0 +1,111 @@
+"""Opening the DuckDB file: short-lived connections, retried while another process holds the lock.
+
+DuckDB locks the whole file per process (STACK_NOTES.md): a read-write connection shuts out
+every other process, even readers. So the build opens the file only to commit a batch and closes
+it at once, and both sides retry for a bounded time when they meet the other's lock.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from escpro.errors import EscproError
+from escpro.store.schema import DDL, SCHEMA_VERSION
+
+_LOCK_MARKERS = ("lock", "Conflicting lock", "being used by another")
+
+
+class StoreError(EscproError):
+    """The DuckDB file cannot be opened or is not an escpro build file."""
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    msg = str(exc)
+    return any(m.lower() in msg.lower() for m in _LOCK_MARKERS)
+
+
+def connect(
+    path: str | Path, *, read_only: bool = False, timeout_s: float = 10.0
+) -> duckdb.DuckDBPyConnection:
+    """Open the file, retrying with backoff while another process holds its lock."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise StoreError(f"{path}: no such database file")
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except (duckdb.IOException, duckdb.Error) as exc:
+            if not is_lock_error(exc):
+                raise StoreError(f"{path}: cannot open as a DuckDB file ({exc})") from None
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"{path}: still locked by another process after {timeout_s:.0f} s"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+# ---- schema ----
+_TYPE_RE = re.compile(r"^\s+(\w+)\s+([A-Z]+)", re.M)
+
+
+def expected_columns() -> dict[str, list[tuple[str, str]]]:
+    """table -> [(column, DuckDB type)] parsed from the DDL (the single source of truth)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for block in DDL.split("CREATE TABLE IF NOT EXISTS ")[1:]:
+        name = block.split("(", 1)[0].strip()
+        body = block.split("(", 1)[1]
+        out[name] = [(m.group(1), m.group(2)) for m in _TYPE_RE.finditer(body)]
+    return out
+
+
+COLUMNS = expected_columns()
+
+_ARROW = {
+    "TEXT": pa.string(),
+    "JSON": pa.string(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP": pa.timestamp("us"),
+}
+
+
+def arrow_table(table: str, rows: list[dict]) -> pa.Table:
+    """Rows (dicts, missing keys = NULL) as an arrow table typed like the DuckDB table."""
+    cols = COLUMNS[table]
+    arrays = {}
+    for name, typ in cols:
+        arrays[name] = pa.array([r.get(name) for r in rows], type=_ARROW[typ])
+    return pa.table(arrays)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables, and add columns a newer escpro introduced to an older file."""
+    con.execute(DDL)
+    for table, cols in COLUMNS.items():
+        have = {r[1] for r in con.execute(f"PRAGMA table_info('{table}')").fetchall()}
+        for name, typ in cols:
+            if name not in have:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {typ}")
+
+
+def check_escpro_file(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    missing = {"runs", "trees", "nodes"} - tables
+    if missing:
+        raise StoreError(f"{path}: not an escpro build file (no table {sorted(missing)[0]})")
+    versions = [r[0] for r in con.execute("SELECT DISTINCT schema_version FROM runs").fetchall()]
+    newer = [v for v in versions if v is not None and v > SCHEMA_VERSION]
+    if newer:
+        raise StoreError(
+            f"{path}: written by a newer escpro (schema {max(newer)} > {SCHEMA_VERSION})"
+        )

@@ -1,0 +1,208 @@
+"""One tree's search with a scripted RoleSet, against trees computed by hand.
+
+The scripted roles (tests/mcts/conftest.py): the judge gives R = 1 / 0 / -1 to a supporter turn
+using strategy A / B / C; the seeker ends right after a C turn; Strategy scores are scripted per
+test. Priors are softmax(score / 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from escpro.mcts.config import BuildConfig
+from escpro.mcts.search import TreeSearch, TreeState
+from escpro.mcts.tree import walk
+from escpro.mcts.world import BadSeed, CallRecorder, DialogueWorld, gold_layout
+
+P_HI, P_MID, P_LO = (math.exp(x) / (math.exp(1) + math.exp(0.6) + math.exp(0.2)) for x in (1, 0.6, 0.2))
+
+
+def make_search(roles, dialogue, cache=True, **cfg):
+    base = dict(min_iterations=0, max_iterations=3, min_end_nodes=99, max_end_nodes=99,
+                sim_max_rounds=2)
+    base.update(cfg)
+    config = BuildConfig(**base)
+    layout = gold_layout(dialogue, roles.taxonomy.names)
+    rec = CallRecorder("run", "tree", [])
+    world = DialogueWorld(roles, dialogue, layout, rec, {} if cache else None)
+    deltas = []
+
+    async def commit(d):
+        deltas.append(d)
+
+    return TreeSearch(TreeState("tree", "run"), world, config, commit), deltas
+
+
+def by_path(search):
+    return {nd.path: nd for nd in walk(search.s.root)}
+
+
+def test_gold_initialisation(scripted, make_dialogue):
+    roles = scripted()
+    search, deltas = make_search(roles, make_dialogue(strategies=("A", "B")))
+    asyncio.run(search.init_gold())
+    nodes = by_path(search)
+    # root + 3 children of the root + 3 children of the first gold node
+    assert sorted(nodes) == [(), (0,), (0, 0), (0, 1), (0, 2), (1,), (2,)]
+    root, g0, g1 = nodes[()], nodes[(0,)], nodes[(0, 1)]
+    assert (root.kind, root.q, root.n, root.seeker_text) == ("root", 1.0, 100, "s0")
+    assert (g0.kind, g0.strategy, g0.q, g0.n, g0.is_gold) == ("expanded", "A", 1.0, 100, True)
+    assert (g0.supporter_text, g0.seeker_text) == ("g0", "s1")
+    assert (g1.kind, g1.strategy, g1.is_end, g1.is_gold) == ("end", "B", True, True)
+    assert g1.prior == pytest.approx(P_MID)
+    for p in [(1,), (2,), (0, 0), (0, 2)]:
+        assert nodes[p].kind == "unexpanded" and not nodes[p].is_gold and nodes[p].n == 0
+    assert nodes[(2,)].prior == pytest.approx(P_LO)
+    assert search.s.end_count == 1
+    # Gold turns are scored on the FULL history (greeting and first seeker turn included).
+    strat_calls = [ctx for role, ctx, _ in roles.log if role == "strategy"]
+    assert [tuple(u.text for u in c.history) for c in strat_calls] == [
+        ("hello there", "s0"),
+        ("hello there", "s0", "g0", "s1"),
+    ]
+
+
+def test_gold_init_09_01_rule(scripted, make_dialogue):
+    # The Strategy role leaves the gold strategy (B at the second gold turn) unscored.
+    def scores(ctx):
+        return {"A": 5, "C": 1} if len(ctx.history) > 2 else {"A": 5, "B": 3, "C": 1}
+
+    search, _ = make_search(scripted(scores=scores), make_dialogue(strategies=("A", "B")))
+    asyncio.run(search.init_gold())
+    nodes = by_path(search)
+    z = math.exp(1) + math.exp(0.2)
+    assert nodes[(0, 1)].prior == pytest.approx(0.1) and nodes[(0, 1)].is_gold
+    assert nodes[(0, 0)].prior == pytest.approx(0.9 * math.exp(1) / z)
+    assert nodes[(0, 2)].prior == pytest.approx(0.9 * math.exp(0.2) / z)
+
+
+def test_iterations_by_hand_end_nodes(scripted, make_dialogue):
+    """Scores favour C (prior 0.47), and C turns end the dialogue (R = -1)."""
+    roles = scripted(scores=lambda ctx: {"A": 1, "B": 3, "C": 5})
+    search, deltas = make_search(roles, make_dialogue(strategies=("A", "B")))
+    asyncio.run(search.run())
+    nodes = by_path(search)
+    root = nodes[()]
+    # it 1: PUCB A = 1 + .212*10/101, B = .316*10, C = .472*10 -> C; extend -> end; judge once.
+    # it 2: B = .316*sqrt(101) = 3.18 > C = -1 + .472*sqrt(101)/2 = 1.37 -> B; extend; expand;
+    #       the highest-prior child B.C ends -> judged once.
+    # it 3: C = -1 + .472*sqrt(102)/2 = 1.38 > B = -1 + .316*sqrt(102)/2 = 0.60 -> C (end) again.
+    assert [d.tree_row["iterations"] for d in deltas[1:4]] == [1, 2, 3]
+    c, b, bc = nodes[(2,)], nodes[(1,)], nodes[(1, 2)]
+    assert (c.kind, c.q, c.n, c.created_iter) == ("end", -1.0, 2, 0)
+    assert (b.kind, b.q, b.n) == ("expanded", -1.0, 1)
+    assert (bc.kind, bc.q, bc.n, bc.created_iter) == ("end", -1.0, 1, 2)
+    assert (nodes[(1, 0)].kind, nodes[(1, 1)].kind) == ("unexpanded", "unexpanded")
+    assert root.n == 103
+    assert root.q == pytest.approx((100 - 1 - 1 - 1) / 103)
+    assert search.s.end_count == 3
+    # calls: gold 2; it1: 2 + 1 judge; it2: 2 + 1 + 2 + 1; it3: one judgement (answered from cache)
+    assert roles.sent == 2 + 3 + 6 + 0
+    judged = [j for d in deltas for j in d.judgements]
+    assert [(j["node_id"], j["iteration"], j["reward"]) for j in judged] == [
+        ("tree/r.2", 1, -1.0), ("tree/r.1.2", 2, -1.0), ("tree/r.2", 3, -1.0)]
+    calls = [c for d in deltas for c in d.calls]
+    assert calls[-1]["cached"] is True and calls[-1]["call_id"] == "tree:3:0"
+    assert search.s.status == "done" and search.s.stop_reason == "max_iterations"
+
+
+def test_iteration_with_rollout_by_hand(scripted, make_dialogue):
+    """Scores favour A (never ends, R = 1): iteration 1 expands B and rolls out from B.A."""
+    roles = scripted()
+    search, deltas = make_search(roles, make_dialogue(strategies=("A", "B")), max_iterations=1)
+    asyncio.run(search.run())
+    nodes = by_path(search)
+    b, ba = nodes[(1,)], nodes[(1, 0)]
+    assert (b.kind, b.supporter_text, b.seeker_text) == ("expanded", "sup1-B", "seek3")
+    assert (ba.kind, ba.supporter_text, ba.strategy) == ("expanded", "sup2-A", "A")
+    assert [ch.prior for ch in b.children] == pytest.approx([P_HI, P_MID, P_LO])
+    assert (ba.q, ba.n, b.q, b.n) == (1.0, 1, 1.0, 1)
+    assert nodes[()].n == 101 and nodes[()].q == pytest.approx(1.0)
+    # Rolled-out turns are not nodes: only B's three children were added.
+    assert len(nodes) == 7 + 3
+    # 2 (extend leaf) + 1 (expand) + 2 (extend child) + 2 rounds x 3 + 3 judgements = 14
+    it1 = [c for c in deltas[-1].calls] + [c for c in deltas[-2].calls]
+    assert len([c for c in it1 if c["iteration"] == 1]) == 14
+    js = deltas[-2].judgements or deltas[-1].judgements
+    assert [j["turn_offset"] for j in js] == [0, 1, 2]
+    assert all(j["node_id"] == "tree/r.1.0" for j in js)
+    # The r + 1 judgements were in flight together.
+    assert roles.max_in_flight >= 3
+
+
+def test_full_iteration_costs_22_calls(scripted, make_dialogue):
+    roles = scripted()
+    search, deltas = make_search(roles, make_dialogue(), max_iterations=1, sim_max_rounds=4,
+                                 cache=False)
+    asyncio.run(search.run())
+    calls = [c for d in deltas for c in d.calls if c["iteration"] == 1]
+    assert len(calls) == 22
+    assert [c["role"] for c in calls[:5]] == ["supporter", "seeker", "strategy", "supporter", "seeker"]
+    assert sorted({c["call_id"] for c in calls}) == sorted(f"tree:1:{i}" for i in range(22))
+
+
+def test_reuse_answers_off_sends_every_call(scripted, make_dialogue):
+    def run(cache):
+        roles = scripted(scores=lambda ctx: {"A": 1, "B": 3, "C": 5})
+        search, deltas = make_search(roles, make_dialogue(), cache=cache)
+        asyncio.run(search.run())
+        return roles.sent, [c["cached"] for d in deltas for c in d.calls]
+
+    sent_on, cached_on = run(True)
+    sent_off, cached_off = run(False)
+    assert sent_off == sent_on + 1 and not any(cached_off) and sum(cached_on) == 1
+
+
+def test_stop_rules_in_search(scripted, make_dialogue):
+    roles = scripted(scores=lambda ctx: {"A": 1, "B": 3, "C": 5})
+    search, _ = make_search(roles, make_dialogue(), min_iterations=10, max_iterations=50,
+                            min_end_nodes=3, max_end_nodes=3)
+    asyncio.run(search.run())
+    assert (search.s.iterations, search.s.end_count, search.s.stop_reason) == (2, 3, "max_end_nodes")
+    roles = scripted(scores=lambda ctx: {"A": 1, "B": 3, "C": 5})
+    search, _ = make_search(roles, make_dialogue(), min_iterations=1, max_iterations=50,
+                            min_end_nodes=1)
+    asyncio.run(search.run())  # the gold end node already counts: stop right at min iterations
+    assert (search.s.iterations, search.s.stop_reason) == (1, "min_iterations_and_end_nodes")
+
+
+def test_failing_role_marks_tree_failed_without_losing_state(scripted, make_dialogue):
+    roles = scripted(fail=lambda role, ctx, i: role == "supporter")
+    search, deltas = make_search(roles, make_dialogue(), max_iterations=50,
+                                 max_consecutive_failures=3)
+    asyncio.run(search.run())
+    s = search.s
+    assert s.status == "failed" and s.iterations == 3 and "supporter: error" in s.error
+    assert len(by_path(search)) == 7  # the gold tree is kept
+    statuses = [c["status"] for d in deltas for c in d.calls if c["iteration"] > 0]
+    assert statuses == ["error"] * 3
+    assert deltas[-1].tree_row["status"] == "failed"
+
+
+def test_failed_rollout_judgements_average_the_rest(scripted, make_dialogue):
+    # Every judgement of a rolled-out turn fails; the child's own (offset 0) survives.
+    def fail(role, ctx, i):
+        return role == "reward" and len(ctx.history) > 6
+
+    roles = scripted(fail=fail)
+    search, deltas = make_search(roles, make_dialogue(), max_iterations=1)
+    asyncio.run(search.run())
+    js = [j for d in deltas for j in d.judgements]
+    assert [j["turn_offset"] for j in js] == [0]
+    assert by_path(search)[(1, 0)].q == 1.0 and search.s.consecutive_failures == 0
+
+
+def test_bad_seeds_are_refused(make_dialogue):
+    from escpro.seeds.model import Dialogue, Turn
+
+    no_gold = Dialogue("x", 0, "s", "t", (Turn("seeker", "hi"), Turn("supporter", "hey")))
+    with pytest.raises(BadSeed, match="no strategy-labelled"):
+        gold_layout(no_gold, ["A", "B", "C"])
+    no_seeker = Dialogue("x", 0, "s", "t", (Turn("supporter", "hey", "A"), Turn("seeker", "hi")))
+    with pytest.raises(BadSeed, match="no seeker turn"):
+        gold_layout(no_seeker, ["A", "B", "C"])
+    with pytest.raises(BadSeed, match="not in the taxonomy"):
+        gold_layout(make_dialogue(strategies=("A", "Z")), ["A", "B", "C"])
