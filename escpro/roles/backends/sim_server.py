@@ -52,6 +52,9 @@ class ServerStats:
     guided_keys_seen: int = 0
 
 
+STATS_KEY = web.AppKey("stats", ServerStats)
+
+
 def _schema_of(body: dict) -> dict | None:
     so = body.get("structured_outputs")
     if isinstance(so, dict) and isinstance(so.get("json"), dict):
@@ -177,7 +180,7 @@ def make_app(
         )
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app["stats"] = stats
+    app[STATS_KEY] = stats
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/completions", completions)
     app.router.add_get("/v1/models", models)
@@ -216,7 +219,7 @@ class SimServerThread:
 
     @property
     def stats(self) -> ServerStats:
-        return self.app["stats"]
+        return self.app[STATS_KEY]
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -229,6 +232,10 @@ class SimServerThread:
         self._ready.set()
         self._loop.run_forever()
         self._loop.run_until_complete(self._runner.cleanup())
+        pending = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
 
     def __enter__(self) -> SimServerThread:

@@ -1,0 +1,112 @@
+"""`escpro serve`: dry run, refusal on a CPU machine, config errors, and the sim server as a real
+subprocess stopped by SIGTERM."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from escpro.cli import cli
+from escpro.roles.api import DialogueContext, Utterance
+from escpro.roles.config import RolesConfig
+from escpro.roles.roleset import build_roleset
+from escpro.roles.serving import gpu_available, load_serving, server_command
+from escpro.taxonomy import load_taxonomy
+
+
+def test_dry_run_prints_exact_commands(repo_dir):
+    res = CliRunner().invoke(cli, ["serve", "--config", str(repo_dir / "serving/single-gpu.yaml"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    line = res.output.strip()
+    assert line.startswith("CUDA_VISIBLE_DEVICES=0 vllm serve Qwen/Qwen2.5-7B-Instruct")
+    for flag in ("--enable-prefix-caching", "--host 127.0.0.1", "--port 8000", "--tensor-parallel-size 1",
+                 "--gpu-memory-utilization 0.9", "--served-model-name qwen2.5-7b-instruct"):
+        assert flag in line
+
+
+def test_dry_run_multi_gpu_json(repo_dir):
+    res = CliRunner().invoke(cli, ["serve", "--config", str(repo_dir / "serving/multi-gpu.yaml"), "--dry-run", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert len(out["commands"]) == 2
+    assert all("VLLM_API_KEY=$ESCPRO_API_KEY" in c for c in out["commands"])  # key never inlined
+    assert out["endpoints"]["reward"]["base_url"] == "http://127.0.0.1:8001/v1"
+    assert out["endpoints"]["seeker"]["model"] == "llama3.1-8b-instruct"
+    assert set(out["endpoints"]) == {"seeker", "supporter", "strategy", "reward"}
+
+
+def test_lora_and_python_launcher(tmp_path):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(
+        "vllm: {python: /opt/v/bin/python}\nmodels:\n  - {name: m, model: x/y, roles: [supporter], port: 9000,"
+        " lora_adapters: {cso: /a/b}, role_adapters: {supporter: cso}}\n"
+    )
+    sc = load_serving(cfg)
+    cmd = server_command(sc, sc.models[0])
+    assert cmd[:4] == ["/opt/v/bin/python", "-m", "vllm.entrypoints.cli.main", "serve"]
+    assert cmd[cmd.index("--enable-lora") + 2] == "cso=/a/b"
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        ("models: []\n", "models"),
+        ("models:\n  - {name: a, model: m, roles: [judge], port: 1}\n", "unknown role"),
+        ("models:\n  - {name: a, model: m, roles: [seeker], port: 1}\n  - {name: b, model: m, roles: [seeker], port: 2}\n",
+         "served by both"),
+        ("models:\n  - {name: a, model: m, roles: [seeker], port: 1, tp: 2}\n", "unknown key"),
+    ],
+)
+def test_bad_serving_config_is_one_line_error(tmp_path, body, match):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(body)
+    res = CliRunner().invoke(cli, ["serve", "--config", str(cfg), "--dry-run"])
+    assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.skipif(gpu_available(), reason="this machine has a GPU")
+def test_refuses_on_cpu_machine_pointing_to_in_process_backends(repo_dir):
+    t0 = time.monotonic()
+    res = CliRunner().invoke(cli, ["serve", "--config", str(repo_dir / "serving/single-gpu.yaml")])
+    assert res.exit_code != 0
+    assert "no NVIDIA GPU" in res.output and "transformers" in res.output and "--engine sim" in res.output
+    assert time.monotonic() - t0 < 15
+
+
+def test_sim_engine_subprocess_serves_and_stops_on_sigterm(tmp_path):
+    eps = tmp_path / "endpoints.json"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "escpro", "serve", "--engine", "sim", "--port", "0", "--endpoints-out", str(eps)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not eps.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "sim server did not start"
+            time.sleep(0.1)
+        data = json.loads(eps.read_text())
+        assert set(data) == {"seeker", "supporter", "strategy", "reward"}
+        rs = build_roleset(RolesConfig(), load_taxonomy("cso8"), endpoints=eps)
+        ctx = DialogueContext("s", "t", (Utterance("seeker", "hi"),))
+
+        async def go():
+            try:
+                return await rs.score_strategies(ctx)
+            finally:
+                await rs.aclose()
+
+        assert asyncio.run(go()).ok
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
