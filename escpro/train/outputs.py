@@ -1,0 +1,72 @@
+"""What a run leaves behind: metrics.json (TRL's log history), a PNG training curve, the resolved
+config and the manifest that says how to rebuild the trained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CURVE_KEYS = (
+    ("loss", "training loss"),
+    ("rewards/accuracies", "reward accuracy"),
+    ("rewards/margins", "reward margin"),
+    ("rewards/chosen", "reward chosen"),
+    ("rewards/rejected", "reward rejected"),
+)
+
+
+def step_rows(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-logging-step rows (the final summary row of Trainer.train has train_runtime instead)."""
+    return [r for r in log_history if "loss" in r and "step" in r]
+
+
+def write_metrics(path: Path, log_history: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    rows = step_rows(log_history)
+    doc = {"summary": summary, "steps": rows, "log_history": log_history}
+    path.write_text(json.dumps(doc, indent=1, default=float), encoding="utf-8")
+
+
+def plot_curve(path: Path, log_history: list[dict[str, Any]], title: str) -> bool:
+    """Loss (left) and, for preference methods, reward accuracy/margin (right) per step."""
+    rows = step_rows(log_history)
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    extra = [(k, lbl) for k, lbl in CURVE_KEYS[1:] if any(k in r for r in rows)]
+    fig, axes = plt.subplots(1, 2 if extra else 1, figsize=(11 if extra else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(steps, [r["loss"] for r in rows], marker="o", ms=3, label="loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if extra:
+        ax2 = axes[0][1]
+        for key, lbl in extra:
+            ax2.plot([r["step"] for r in rows if key in r], [r[key] for r in rows if key in r],
+                     marker="o", ms=3, label=lbl)
+        ax2.set_xlabel("optimizer step")
+        ax2.set_title("rewards")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_resolved_config(path: Path, train_section: dict[str, Any]) -> None:
+    header = "# Resolved by `escpro train`; re-run with: escpro train --config <this file>\n"
+    path.write_text(header + yaml.safe_dump({"train": train_section}, sort_keys=False), encoding="utf-8")
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
