@@ -1,0 +1,112 @@
+"""`escpro build`: expand seed dialogues into strategy trees by MCTS, stored in DuckDB."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from escpro.cli_common import emit, escpro_command
+from escpro.config import load_config
+from escpro.mcts.runner import BuildOptions, parse_shard, run_build
+
+BACKENDS = ["openai", "transformers", "llamacpp", "vllm-offline", "sim"]
+
+
+def _summary_text(s: dict) -> str:
+    t = s["trees"]
+    lines = []
+    if s["dry_run"]:
+        lines.append("PLAN (sim backend; nothing was written)")
+    else:
+        lines.append(f"build {s['run_id']} -> {s['db']}")
+    seeds = s["seeds"]
+    dropped = ", ".join(f"{k} {v}" for k, v in seeds["dropped"].items()) or "none"
+    lines.append(
+        f"  seeds: {seeds['read']} read, {seeds['kept']} kept (dropped: {dropped}), "
+        f"{seeds['selected']} selected"
+    )
+    lines.append(
+        f"  trees: {t['done']} done, {t['failed']} failed, {t['skipped']} already finished "
+        f"(file: {', '.join(f'{k} {v}' for k, v in sorted(s['tree_status'].items()))})"
+    )
+    lines.append(f"  iterations: {s['iterations']}   nodes: {s['nodes']}   end nodes: {s['end_nodes']}")
+    roles = sorted(set(s["calls"]) | set(s["cached_calls"]))
+    total_calls = sum(s["calls"].values())
+    lines.append(
+        f"  calls sent: {total_calls} ({s['calls_per_s']}/s), answered from cache: "
+        f"{sum(s['cached_calls'].values())}, failed: {sum(s['failed_calls'].values())}"
+    )
+    for r in roles:
+        tok = s["tokens"].get(r, {"prompt": 0, "completion": 0})
+        lines.append(
+            f"    {r:<10} sent {s['calls'].get(r, 0):>7}  cached {s['cached_calls'].get(r, 0):>6}"
+            f"  failed {s['failed_calls'].get(r, 0):>5}  tokens {tok['prompt']:>9} in "
+            f"{tok['completion']:>8} out"
+        )
+    lines.append(f"  tokens: {s['total_tokens']}   time: {s['elapsed_s']:.1f} s")
+    for f in s["failures"][:10]:
+        lines.append(f"  failed {f['tree_id']}: {f['reason']}")
+    if len(s["failures"]) > 10:
+        lines.append(f"  ... {len(s['failures']) - 10} more failed trees (see the trees table)")
+    if s["sim_roles"] and not s["dry_run"]:
+        lines.append(f"  note: {', '.join(s['sim_roles'])} answered by the simulator (backend sim)")
+    return "\n".join(lines)
+
+
+@escpro_command(name="build")
+@click.option("--seeds", "seeds", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Seed dialogues: ExTES JSON, ESConv JSON/JSONL or escpro JSONL.")
+@click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="DuckDB file to write (required unless --dry-run).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N seeds (after --shard).")
+@click.option("--resume", is_flag=True,
+              help="Continue the build in --db: finished trees are kept, the others go on from "
+                   "their last commit.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Only seeds whose index % N == I (each machine writes its own --db; "
+                   "combine them with `escpro merge`).")
+@click.option("--taxonomy", default=None, help="Strategy taxonomy (cso8, esconv8, or a YAML file).")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="Put every role on this backend (sim: the seeded simulator).")
+@click.option("--endpoints", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Endpoints file written by `escpro serve` (role -> base_url, model).")
+@click.option("--random-seed", type=int, default=None,
+              help="Sampling seed for every role call (a resumed build reuses the stored one).")
+@click.option("--dry-run", is_flag=True,
+              help="Plan: run the whole build against the simulator in a temporary file and "
+                   "report the calls and tokens the real build would need.")
+@click.option("--format", "seeds_format", default="auto", show_default=True,
+              help="Seed file format.")
+@click.option("--strict", is_flag=True, help="Stop at the first bad seed record.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def build(seeds, db, limit, resume, shard, taxonomy, backend, endpoints, random_seed, dry_run,
+          seeds_format, strict, no_progress, config_path, as_json, log_level):
+    """Expand seed dialogues into conversation trees with the paper's MCTS (PUCB selection,
+    Strategy-role expansion, greedy simulation, reward backpropagation), many trees at once,
+    committed to a DuckDB file as it goes. Kill it at any time; --resume continues exactly.
+
+    \b
+    Examples:
+      escpro build --seeds seeds.jsonl --db trees.duckdb --config configs/build/paper.yaml
+      escpro build --seeds seeds.jsonl --db trees.duckdb --resume
+      escpro build --seeds seeds.jsonl --db shard1.duckdb --shard 1/4 --endpoints endpoints.json
+      escpro build --seeds seeds.jsonl --dry-run --config configs/build/paper.yaml
+    """
+    overrides: dict = {"build": {}}
+    if taxonomy:
+        overrides["build"]["taxonomy"] = taxonomy
+    cfg = load_config(config_path, overrides)
+    opts = BuildOptions(
+        seeds=seeds, db=db, config=cfg, limit=limit, resume=resume, shard=parse_shard(shard),
+        backend=backend, endpoints=endpoints, random_seed=random_seed, dry_run=dry_run,
+        seeds_format=seeds_format, strict=strict,
+        command=" ".join(shlex.quote(a) for a in ["escpro", *sys.argv[1:]]),
+    )
+    summary = run_build(opts, progress=not (no_progress or as_json))
+    emit(summary, as_json, lambda: _summary_text(summary))
+    if summary["trees"]["failed"] and not summary["trees"]["done"]:
+        sys.exit(4)

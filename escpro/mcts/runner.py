@@ -1,0 +1,298 @@
+"""`escpro build` as a library call: seeds -> trees in a DuckDB file (new, resumed, or a plan).
+
+The command (escpro/commands/build.py) only parses flags and prints; everything a user relies on
+(shards, resume checks, the run record, the summary) happens here so tests and scripts can call
+it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from escpro import __version__
+from escpro.config import AppConfig
+from escpro.errors import ConfigError, EscproError
+from escpro.mcts.config import SEARCH_KEYS
+from escpro.mcts.scheduler import BuildStats, Scheduler, SeedJob, seed_record
+from escpro.paths import REPO_DIR
+from escpro.store import ids
+from escpro.store.db import connect, ensure_schema
+from escpro.store.reader import load_nodes, load_runs, load_trees
+from escpro.store.schema import SCHEMA_VERSION
+from escpro.store.writer import BatchWriter, init_db, now_utc
+from escpro.taxonomy import load_taxonomy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildOptions:
+    seeds: Path
+    db: Path | None
+    config: AppConfig
+    limit: int | None = None
+    resume: bool = False
+    shard: tuple[int, int] | None = None
+    backend: str | None = None
+    endpoints: Path | None = None
+    random_seed: int | None = None
+    dry_run: bool = False
+    seeds_format: str = "auto"
+    strict: bool = False
+    command: str = ""
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """"I/N" with 0 <= I < N."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise ConfigError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when run from a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO_DIR), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return f"{__version__}+g{out.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return __version__
+
+
+class BuildError(EscproError):
+    pass
+
+
+def _select(dialogues, shard, limit):
+    out = list(dialogues)
+    if shard is not None:
+        i, n = shard
+        out = [d for d in out if d.index % n == i]
+    if limit is not None:
+        out = out[:limit]
+    return out
+
+
+def _check_resume(runs: list[dict], cfg: AppConfig, seeds_sha: str, db: Path) -> dict:
+    """The first run's record; refuses settings that would change what the trees look like."""
+    first = runs[0]
+    if first.get("seeds_sha256") and first["seeds_sha256"] != seeds_sha:
+        raise BuildError(
+            f"{db}: built from another seeds file (sha256 {first['seeds_sha256'][:12]}, "
+            f"this one {seeds_sha[:12]}); resume with the same file"
+        )
+    old = (first.get("config") or {}).get("build", {})
+    new = cfg.build.model_dump(mode="json")
+    diff = [k for k in SEARCH_KEYS if k in old and old[k] != new.get(k)]
+    if diff:
+        k = diff[0]
+        raise BuildError(
+            f"{db}: build.{k} was {old[k]!r}, now {new.get(k)!r}; a resumed build must keep the "
+            f"search settings ({', '.join(diff)})"
+        )
+    return first
+
+
+def _progress_factory(total: int, enabled: bool) -> tuple[Callable | None, Callable[[], None]]:
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="tree", desc="trees", dynamic_ncols=True, mininterval=0.5,
+               file=sys.stderr)
+    short = {"seeker": "seek", "supporter": "sup", "strategy": "strat", "reward": "rew"}
+    last = [0.0]
+
+    def update(stats: BuildStats, finished: str | None) -> None:
+        if finished is not None:
+            bar.update(1)
+        now = time.monotonic()
+        if finished is None and now - last[0] < 0.5:
+            return
+        last[0] = now
+        rates = stats.rates()
+        tok = sum(stats.prompt_tokens.values()) + sum(stats.completion_tokens.values())
+        post = {"it": stats.iterations}
+        post.update({short.get(r, r): f"{v:.1f}/s" for r, v in sorted(rates.items())})
+        post["tok"] = tok
+        if stats.trees_failed:
+            post["failed"] = stats.trees_failed
+        bar.set_postfix(post, refresh=False)
+
+    return update, bar.close
+
+
+def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
+    """Run (or resume, or plan) a build; returns the summary printed by the command."""
+    from escpro.seeds.load import load_seeds
+
+    cfg = opts.config
+    tax = load_taxonomy(cfg.build.taxonomy)
+    seeds = load_seeds(opts.seeds, tax, opts.seeds_format, opts.strict)
+    chosen = _select(seeds.dialogues, opts.shard, opts.limit)
+    tmpdir = None
+    db = opts.db
+    if opts.dry_run:
+        tmpdir = tempfile.TemporaryDirectory(prefix="escpro-plan-")
+        db = Path(tmpdir.name) / "plan.duckdb"
+    if db is None:
+        raise ConfigError("--db is required (unless --dry-run)")
+    db = Path(db)
+    random_seed = opts.random_seed
+    existing: dict[str, dict] = {}
+    nodes: dict[str, list[dict]] = {}
+    tids = [ids.tree_id(seeds.sha256, d.index) for d in chosen]
+    if db.exists() and not opts.dry_run:
+        con = connect(db, read_only=True, timeout_s=cfg.build.lock_timeout_s)
+        try:
+            ensure_tables = {r[0] for r in con.execute(
+                "SELECT table_name FROM information_schema.tables").fetchall()}
+            if "trees" in ensure_tables:
+                runs = load_runs(con)
+                existing = load_trees(con, tids)
+                if runs and not opts.resume:
+                    raise BuildError(
+                        f"{db} already holds a build; pass --resume to continue it, or choose "
+                        "another --db"
+                    )
+                if runs:
+                    first = _check_resume(runs, cfg, seeds.sha256, db)
+                    if random_seed is None:
+                        random_seed = first.get("random_seed")
+                nodes = load_nodes(con, [t for t, r in existing.items()
+                                         if r.get("status") not in ("done", "failed")])
+        finally:
+            con.close()
+    if opts.dry_run:
+        backend = "sim"
+    else:
+        backend = opts.backend
+    if roleset is None:
+        from escpro.roles.roleset import build_roleset
+
+        roleset = build_roleset(
+            cfg.roles, tax, backend_override=backend,
+            endpoints=None if opts.dry_run else opts.endpoints, random_seed=random_seed,
+        )
+    run_id = f"run-{now_utc():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    prompts = roleset.template_record() if hasattr(roleset, "template_record") else None
+    run_row = {
+        "run_id": run_id,
+        "schema_version": SCHEMA_VERSION,
+        "config": cfg.model_dump(mode="json"),
+        "code_version": code_version(),
+        "taxonomy": tax.name,
+        "seeds_sha256": seeds.sha256,
+        "started_at": now_utc(),
+        "seeds_path": str(opts.seeds),
+        "prompts": prompts,
+        "shard": f"{opts.shard[0]}/{opts.shard[1]}" if opts.shard else None,
+        "random_seed": random_seed,
+        "command": opts.command or None,
+    }
+    pending_rows = [
+        {
+            "tree_id": tid, "run_id": run_id, "seed_id": d.seed_id, "seed_index": d.index,
+            "scene": d.scene, "situation": d.situation, "status": "pending", "iterations": 0,
+            "end_count": 0, "seed": json.dumps(seed_record(d), ensure_ascii=False),
+        }
+        for tid, d in zip(tids, chosen, strict=True)
+        if tid not in existing
+    ]
+    con = connect(db, timeout_s=cfg.build.lock_timeout_s)
+    try:
+        ensure_schema(con)
+    finally:
+        con.close()
+    init_db(db, run_row, pending_rows, cfg.build.lock_timeout_s)
+    jobs = [
+        SeedJob(d, tid, existing.get(tid), nodes.get(tid, []))
+        for tid, d in zip(tids, chosen, strict=True)
+    ]
+    todo = sum(1 for j in jobs if (j.tree_row or {}).get("status") not in ("done", "failed"))
+    update, close_bar = _progress_factory(todo, progress)
+
+    async def main() -> BuildStats:
+        writer = BatchWriter(db, cfg.build.commit_interval_s, cfg.build.commit_max_rows,
+                             cfg.build.lock_timeout_s)
+        writer.start()
+        sched = Scheduler(roleset, cfg.build, writer.put, run_id,
+                          progress=_skip_finished(update))
+        try:
+            return await sched.run(jobs)
+        finally:
+            try:
+                await writer.close()
+            finally:
+                await roleset.aclose()
+
+    try:
+        stats = asyncio.run(main())
+    finally:
+        close_bar()
+    summary = stats.as_dict()
+    summary.update(_db_summary(db, tids))
+    summary.update(
+        {
+            "run_id": run_id,
+            "db": None if opts.dry_run else str(db),
+            "seeds": {"path": str(opts.seeds), "read": seeds.read, "kept": len(seeds.dialogues),
+                      "dropped": dict(seeds.dropped), "selected": len(chosen),
+                      "sha256": seeds.sha256},
+            "dry_run": opts.dry_run,
+            "random_seed": random_seed,
+            "sim_roles": [r for r in ("seeker", "supporter", "strategy", "reward")
+                          if (backend or cfg.roles.binding(r).backend) == "sim"],
+        }
+    )
+    if tmpdir is not None:
+        tmpdir.cleanup()
+    return summary
+
+
+def _skip_finished(update):
+    if update is None:
+        return None
+
+    def cb(stats, finished):
+        update(stats, finished)
+
+    return cb
+
+
+def _db_summary(db: Path, tids: list[str]) -> dict:
+    con = connect(db, read_only=True)
+    try:
+        status = dict(con.execute(
+            "SELECT status, count(*) FROM trees WHERE list_contains(?, tree_id) GROUP BY status",
+            [tids]).fetchall())
+        n_nodes, n_end = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE is_end) FROM nodes "
+            "WHERE list_contains(?, tree_id)", [tids]).fetchone()
+        calls = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status <> 'ok') FROM llm_calls "
+            "WHERE list_contains(?, tree_id)", [tids]).fetchone()
+    finally:
+        con.close()
+    return {"tree_status": status, "nodes": n_nodes, "end_nodes": n_end,
+            "llm_calls_in_db": calls[0], "failed_calls_in_db": calls[1]}
