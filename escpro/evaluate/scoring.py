@@ -67,8 +67,9 @@ def score_items(
         "per_strategy": per_strategy,
         "b_degenerate": pref.degenerate_labels if pref else [],
         "b_degenerate_policy": (
-            "a strategy never seen as a mispredicted gold label has an empty MM denominator "
-            "(Kang et al.'s code yields nan); its preference keeps its previous value"
+            "a strategy whose MM denominator is empty (never a mispredicted gold label, or only "
+            "against strategies whose preference is already 0; Kang et al.'s code yields nan) "
+            "keeps its previous preference and is listed here"
         ),
         "f1_labels": list(f1.labels),
         "taxonomy": taxonomy.name,
@@ -168,7 +169,8 @@ def format_text(report: dict, source: str = "") -> str:
         )
     if report["b_degenerate"]:
         lines.append(
-            "degenerate in B (never a mispredicted gold label; preference kept, not updated): "
+            "degenerate in B (no usable comparison as a mispredicted gold label; preference "
+            "kept, not updated): "
             + ", ".join(report["b_degenerate"])
         )
     if report["invalid_labels"]:

@@ -1,0 +1,143 @@
+"""`escpro eval report`: runs (and the paper's published numbers) as one Table-2-shaped table.
+
+Columns follow the paper: Q, B, Qw, R-L with Q, Qw and R-L in percent and B raw. Each run
+directory contributes one row labelled by its run.json (name, mode, method); the reference rows
+come from configs/eval/paper_results.yaml, which names the paper table of every number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from escpro.errors import ConfigError, DataError
+from escpro.paths import configs_dir
+
+COLUMNS = ("Q", "B", "Qw", "R-L")
+_KEYS = {"Q": "Q", "B": "B", "Qw": "Qw", "R-L": "rouge_l"}
+_PERCENT = {"Q", "Qw", "R-L"}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return data
+
+
+def collect_runs(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """One row per run directory (or a scores.json path / `escpro score --json` output)."""
+    rows = []
+    for d in run_dirs:
+        d = Path(d)
+        scores_path = d / "scores.json" if d.is_dir() else d
+        if not scores_path.is_file():
+            raise DataError(f"{d}: no scores.json (run `escpro eval run` or `escpro score --json > FILE`)")
+        scores = _read_json(scores_path)
+        run = _read_json(d / "run.json") if d.is_dir() and (d / "run.json").is_file() else {}
+        row: dict[str, Any] = {
+            "source": "this run",
+            "model": run.get("name") or scores.get("name") or d.name,
+            "mode": run.get("mode") or "-",
+            "method": run.get("method") or scores.get("method") or "-",
+            "n": scores.get("n_strategy", scores.get("n")),
+            "invalid": scores.get("invalid"),
+            "path": str(d),
+        }
+        ci = scores.get("ci") or {}
+        for col in COLUMNS:
+            key = _KEYS[col]
+            val = scores.get(key)
+            scale = 100.0 if col in _PERCENT else 1.0
+            row[col] = None if val is None else val * scale
+            iv = ci.get(key)
+            row[f"{col} ci"] = [iv[0] * scale, iv[1] * scale] if iv else None
+        rows.append(row)
+    return rows
+
+
+def load_reference(path: str | Path | None = None, tables: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The paper's published rows (optionally only some tables, e.g. ["Table 2"])."""
+    p = Path(path) if path else configs_dir() / "eval" / "paper_results.yaml"
+    if not p.is_file():
+        raise ConfigError(f"{p}: reference results not found")
+    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    rows = []
+    wanted = {t.lower().replace("table", "").strip() for t in tables} if tables else None
+    for r in data.get("rows", []):
+        if wanted is not None and r["table"].lower().replace("table", "").strip() not in wanted:
+            continue
+        rows.append(
+            {
+                "source": f"paper {r['table']}",
+                "model": r["backbone"],
+                "mode": r["mode"],
+                "method": r["method"],
+                "Q": r["Q"], "B": r["B"], "Qw": r["Qw"], "R-L": r["R_L"],
+                "n": None, "invalid": None,
+            }
+        )
+    if tables and not rows:
+        raise ConfigError(f"no reference rows for {', '.join(tables)} (tables: 2, 4, 9, 10, 11)")
+    return rows
+
+
+def _fmt(row: dict[str, Any], col: str, show_ci: bool) -> str:
+    val = row.get(col)
+    if val is None:
+        return "n/a"
+    text = f"{val:.2f}"
+    iv = row.get(f"{col} ci") if show_ci else None
+    if iv:
+        text += f" [{iv[0]:.2f}, {iv[1]:.2f}]"
+    return text
+
+
+def build_report(
+    runs: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]] = (), *, show_ci: bool = True
+) -> dict[str, Any]:
+    rows = list(runs) + list(reference)
+    header = ["Source", "Model", "Mode", "Method", "Q ↑", "B ↓", "Qw ↑", "R-L ↑", "n", "invalid %"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 4 + ["---:"] * 6) + "|",
+    ]
+    for r in rows:
+        cells = [r["source"], r["model"], r["mode"], r["method"]]
+        cells += [_fmt(r, c, show_ci) for c in COLUMNS]
+        cells.append("" if r.get("n") is None else str(r["n"]))
+        cells.append("" if r.get("invalid") is None else f"{100 * r['invalid']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    note = (
+        "\nQ = macro-F1, Qw = weighted-F1 of the predicted strategy, R-L = ROUGE-L F (all percent); "
+        "B = Kang et al.'s strategy preference bias (lower is better). "
+        "Invalid predictions count as wrong in Q/Qw and are left out of B."
+    )
+    if show_ci and any(r.get(f"{c} ci") for r in runs for c in COLUMNS):
+        note += " [..] = 95% bootstrap interval."
+    if reference:
+        note += " Paper rows: CSO paper, values as published (configs/eval/paper_results.yaml)."
+    markdown = "\n".join(lines) + "\n" + note + "\n"
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["source", "model", "mode", "method", "Q", "B", "Qw", "R-L",
+                "Q_lo", "Q_hi", "B_lo", "B_hi", "Qw_lo", "Qw_hi", "R-L_lo", "R-L_hi", "n", "invalid"])
+    for r in rows:
+        out = [r["source"], r["model"], r["mode"], r["method"]]
+        out += ["" if r.get(c) is None else round(r[c], 4) for c in COLUMNS]
+        for c in COLUMNS:
+            iv = r.get(f"{c} ci")
+            out += [round(iv[0], 4), round(iv[1], 4)] if iv else ["", ""]
+        out += ["" if r.get("n") is None else r["n"], "" if r.get("invalid") is None else r["invalid"]]
+        w.writerow(out)
+    return {"rows": rows, "markdown": markdown, "csv": buf.getvalue()}

@@ -1,0 +1,206 @@
+"""`escpro eval run`: one model (+ adapter, + baseline) over one test set, into a run directory.
+
+Run directory layout:
+  predictions.jsonl   one row per item (escpro score reads it), appended chunk by chunk
+  run.json            what was run (model, adapter, backend, baseline, test set hash, taxonomy,
+                      decoding, counts, timings): the report's row label comes from here
+  config.yaml         the resolved eval config
+  scores.json         escpro score's JSON for the predictions
+
+A rerun into the same directory resumes: items already in predictions.jsonl are kept, provided
+the run's identity (model, adapter, baseline, test set, decoding) matches; otherwise it stops
+and asks for --overwrite or another --out, so finished predictions are never mixed or lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from escpro.errors import DataError, EscproError
+from escpro.evaluate.config import EvalConfig
+from escpro.evaluate.generate import Generator, generate_all
+from escpro.evaluate.predictions import read_escpro
+from escpro.evaluate.scoring import score_items
+from escpro.evaluate.testsets import read_items
+from escpro.roles.base import Sampling
+from escpro.seeds.load import file_sha256
+from escpro.taxonomy import load_taxonomy
+
+log = logging.getLogger(__name__)
+
+
+def identity(cfg: EvalConfig, testset_sha: str) -> dict[str, Any]:
+    m = cfg.model
+    return {
+        "backend": m.backend,
+        "model": m.model,
+        "adapter": m.adapter,
+        "gguf_file": m.gguf_file,
+        "base_url": m.base_url,
+        "baseline": cfg.baseline,
+        "examples": cfg.examples,
+        "testset_sha256": testset_sha,
+        "taxonomy": cfg.taxonomy,
+        "temperature": m.temperature,
+        "top_p": m.top_p,
+        "max_new_tokens": cfg.max_new_tokens,
+        "seed": cfg.seed,
+    }
+
+
+def _done_ids(path: Path) -> set[str]:
+    done = set()
+    if path.exists():
+        with path.open("r", encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    done.add(str(json.loads(line)["id"]))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a torn last line from an interrupted run: redone
+    return done
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def run_eval(
+    cfg: EvalConfig,
+    testset: str | Path,
+    out: str | Path,
+    *,
+    name: str | None = None,
+    method: str | None = None,
+    mode: str | None = None,
+    overwrite: bool = False,
+    limit: int | None = None,
+    model_factory=None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate (or resume) predictions and score them. Returns the run summary (run.json)."""
+    from tqdm import tqdm
+
+    tax = load_taxonomy(cfg.taxonomy)
+    items = read_items(testset, tax)
+    if limit:
+        items = items[:limit]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pred_path = out / "predictions.jsonl"
+    run_path = out / "run.json"
+    ident = identity(cfg, file_sha256(Path(testset)))
+
+    if overwrite:
+        pred_path.unlink(missing_ok=True)
+    elif pred_path.exists() and run_path.exists():
+        old = json.loads(run_path.read_text(encoding="utf-8")).get("identity")
+        if old != ident:
+            changed = sorted(k for k in ident if (old or {}).get(k) != ident[k])
+            raise EscproError(
+                f"{out} holds a different run (differs in {', '.join(changed)}): "
+                "use --overwrite or another --out"
+            )
+    done = _done_ids(pred_path)
+    todo = [it for it in items if it.id not in done]
+
+    examples = None
+    if cfg.baseline == "example":
+        if not cfg.examples:
+            raise EscproError("--baseline example needs --examples SEEDS (training dialogues)")
+        from escpro.seeds.load import load_seeds
+
+        examples = load_seeds(cfg.examples, taxonomy=tax).dialogues
+        if not examples:
+            raise DataError(f"{cfg.examples}: no usable example dialogues")
+
+    label = name or Path(cfg.model.adapter or cfg.model.model or "model").name
+    summary: dict[str, Any] = {
+        "name": label,
+        "method": method or ("base" if cfg.baseline == "none" else cfg.baseline),
+        "mode": mode or "-",
+        "taxonomy": tax.name,
+        "testset": str(testset),
+        "identity": ident,
+        "items": len(items),
+        "resumed": len(done & {it.id for it in items}),
+    }
+    _write_json(run_path, summary)
+    (out / "config.yaml").write_text(
+        yaml.safe_dump({"eval": cfg.model_dump(mode="json")}, sort_keys=False), encoding="utf-8"
+    )
+
+    t0 = time.perf_counter()
+    if todo:
+        if model_factory is None:
+            from escpro.roles.backends import make_model
+
+            model_factory = make_model
+        model = model_factory(cfg.model)
+        sampling = Sampling(
+            temperature=cfg.model.temperature,
+            top_p=cfg.model.top_p,
+            max_tokens=cfg.max_new_tokens,
+            seed=cfg.seed,
+        )
+        gen = Generator(
+            model,
+            tax,
+            baseline=cfg.baseline,
+            sampling=sampling,
+            feedback_sampling=Sampling(
+                temperature=cfg.model.temperature, top_p=cfg.model.top_p,
+                max_tokens=cfg.feedback_max_tokens, seed=cfg.seed,
+            ),
+            examples=examples,
+            seed=cfg.seed,
+        )
+        bar = tqdm(total=len(todo), desc="eval", unit="item", disable=not progress or None)
+
+        def persist(rows: list[dict[str, Any]]) -> None:
+            with pred_path.open("a", encoding="utf-8") as fh:
+                for row in rows:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            bar.update(len(rows))
+
+        async def main() -> None:
+            try:
+                await generate_all(gen, todo, chunk_size=cfg.chunk_size, on_chunk=persist)
+            finally:
+                await model.aclose()
+
+        try:
+            asyncio.run(main())
+        finally:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+
+    rows = read_escpro(pred_path, tax)
+    wanted = {it.id for it in items}
+    rows = [r for r in rows if r.id in wanted]
+    scores = score_items(rows, tax, stem=cfg.rouge_stem)
+    raw = [json.loads(line) for line in pred_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    failed = sum(1 for r in raw if r.get("status") not in (None, "ok"))
+    tokens = sum(int(r.get("completion_tokens") or 0) for r in raw)
+    summary.update(
+        {
+            "generated": len(todo),
+            "seconds": round(elapsed, 3),
+            "items_per_s": round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None,
+            "completion_tokens": tokens,
+            "failed_calls": failed,
+            "invalid": scores["invalid_count"],
+        }
+    )
+    scores.update({"name": summary["name"], "method": summary["method"], "run_dir": str(out)})
+    _write_json(out / "scores.json", scores)
+    _write_json(run_path, summary)
+    return {**summary, "scores": scores}
