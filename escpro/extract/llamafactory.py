@@ -1,8 +1,9 @@
 """LLaMA-Factory layout: sharegpt-style records plus dataset_info.json entries.
 
 LLaMA-Factory's sharegpt reader wants the conversation to start with a human turn and alternate;
-a supporter greeting before the first seeker turn (seed context) is therefore dropped from these
-copies (counted in the manifest). TRL files keep it.
+a supporter greeting before the first seeker turn (seed context), and in SFT records a seeker's
+last words after the final reply, are therefore dropped from these copies (counted in the
+manifest as llamafactory_dropped_turns). The TRL files keep them.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assist
 _ROLE = {"user": "human", "assistant": "gpt"}
 
 
-def to_sharegpt(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]], int]:
-    """(system, conversations, leading assistant turns dropped)."""
+def to_sharegpt(
+    messages: list[dict[str, str]], *, end_with_assistant: bool = False
+) -> tuple[str, list[dict[str, str]], int]:
+    """(system, conversations, turns dropped): leading assistant turns, and with
+    end_with_assistant trailing user turns (a seeker's goodbye after the last reply), which
+    LLaMA-Factory's SFT reader would reject as an odd message count."""
     system = ""
     rest = list(messages)
     if rest and rest[0]["role"] == "system":
@@ -20,6 +25,9 @@ def to_sharegpt(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str
     dropped = 0
     while rest and rest[0]["role"] != "user":
         rest.pop(0)
+        dropped += 1
+    while end_with_assistant and rest and rest[-1]["role"] != "assistant":
+        rest.pop()
         dropped += 1
     conv = [{"from": _ROLE[m["role"]], "value": m["content"]} for m in rest]
     return system, conv, dropped
@@ -45,7 +53,7 @@ def kto_to_sharegpt(rec: dict) -> tuple[dict, int]:
 
 
 def sft_to_sharegpt(rec: dict) -> tuple[dict, int]:
-    system, conv, dropped = to_sharegpt(rec["messages"])
+    system, conv, dropped = to_sharegpt(rec["messages"], end_with_assistant=True)
     return {"system": system, "conversations": conv, "path_id": rec["path_id"]}, dropped
 
 

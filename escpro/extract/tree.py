@@ -10,7 +10,9 @@ Reading of the nodes table (escpro/store/schema.py):
 - "unexpanded" nodes carry only a strategy and a prior (no reply yet);
 - the turns of the seed dialogue before its first gold supporter turn (a greeting, the first
   seeker turn) are dialogue context; they come from the tree row's `seed` JSON
-  (Dialogue.to_record()), the root's seeker_text standing for the last of them.
+  (Dialogue.to_record()); gold nodes are followed by the seed's turns up to the next gold turn
+  (their seeker_text joins only the seeker ones). This mirrors escpro.mcts.world, so a prompt
+  is exactly the context the Supporter role saw during the build.
 """
 
 from __future__ import annotations
@@ -116,41 +118,59 @@ def strategy_name(node: Node, taxonomy: Taxonomy | None) -> str:
     return taxonomy.canonical(raw) or raw
 
 
-def context_turns(tree: Tree) -> list[TurnT]:
-    """The dialogue up to and including the root's seeker turn.
+def _seed_turns(tree: Tree) -> list[dict]:
+    return [t for t in (tree.seed or {}).get("turns") or [] if isinstance(t, dict)]
 
-    The seed's turns before its first gold supporter turn are the context; its last seeker turn
-    is replaced by the root's seeker_text (what the search actually continued from).
-    """
-    root = tree.nodes.get(tree.root_id) if tree.root_id else None
-    root_text = (root.seeker_text or "") if root else ""
-    turns = (tree.seed or {}).get("turns") or []
-    first_gold = next(
-        (
-            i
-            for i, t in enumerate(turns)
-            if t.get("speaker") == "supporter" and t.get("strategy") and not t.get("context_only")
-        ),
-        len(turns),
-    )
-    prefix: list[TurnT] = [
-        (t.get("speaker", "seeker"), str(t.get("text", "")), t.get("strategy"))
-        for t in turns[:first_gold]
+
+def _gold_indices(turns: list[dict]) -> list[int]:
+    """Seed turns that became gold nodes (Dialogue.gold_supporter_indices on the record)."""
+    return [
+        i
+        for i, t in enumerate(turns)
+        if t.get("speaker") == "supporter" and t.get("strategy") and not t.get("context_only")
     ]
-    seed_seeker = None
-    if prefix and prefix[-1][0] == "seeker":
-        seed_seeker = prefix[-1][1]
-        prefix = prefix[:-1]
-    out: list[TurnT] = [(sp, tx, None) for sp, tx, _ in prefix]  # context: no strategy prefix
-    out.append(("seeker", root_text or seed_seeker or "", None))
-    return out
 
 
-def node_turns(node: Node, taxonomy: Taxonomy | None) -> list[TurnT]:
-    """The supporter turn of a node, then the seeker's answer when there is one."""
+def _turn(t: dict) -> TurnT:
+    speaker = t.get("speaker", "seeker")
+    return (speaker, str(t.get("text", "")), t.get("strategy") if speaker == "supporter" else None)
+
+
+def context_turns(tree: Tree) -> list[TurnT]:
+    """The dialogue before the first gold supporter turn: the seed's turns up to it (a greeting,
+    the first seeker turn), exactly what the build's root context holds (escpro.mcts.world).
+    Without a seed record, the root's seeker turn alone."""
+    turns = _seed_turns(tree)
+    gold = _gold_indices(turns)
+    if turns and gold and any(t.get("speaker") == "seeker" for t in turns[: gold[0]]):
+        return [_turn(t) for t in turns[: gold[0]]]
+    root = tree.nodes.get(tree.root_id) if tree.root_id else None
+    return [("seeker", (root.seeker_text or "") if root else "", None)]
+
+
+def _gold_tail(tree: Tree, node: Node) -> list[TurnT] | None:
+    """For a gold node: the seed's turns after its supporter turn up to the next gold turn."""
+    if not node.is_gold or node.is_root:
+        return None
+    turns = _seed_turns(tree)
+    gold = _gold_indices(turns)
+    k = len(tree.ancestry(node.node_id)) - 1
+    if not 0 <= k < len(gold):
+        return None
+    end = gold[k + 1] if k + 1 < len(gold) else len(turns)
+    return [_turn(t) for t in turns[gold[k] + 1 : end]]
+
+
+def node_turns(tree: Tree, node: Node, taxonomy: Taxonomy | None) -> list[TurnT]:
+    """What a node adds to the dialogue, as the build's contexts have it: its supporter turn,
+    then the seeker's reply (gold nodes: the seed's turns up to the next gold turn); an end node
+    whose seeker only ended adds no seeker turn."""
     out: list[TurnT] = [("supporter", node.supporter_text or "", strategy_name(node, taxonomy))]
-    if node.seeker_text:
-        out.append(("seeker", node.seeker_text, None))
+    tail = _gold_tail(tree, node)
+    if tail is not None:
+        return out + tail
+    if node.seeker_text or not node.ended:
+        out.append(("seeker", node.seeker_text or "", None))
     return out
 
 
@@ -158,13 +178,15 @@ def history_before(tree: Tree, node_id: str, taxonomy: Taxonomy | None) -> list[
     """The dialogue a supporter saw when it wrote node_id's turn (ends with a seeker turn)."""
     turns = context_turns(tree)
     for anc in tree.ancestry(node_id)[:-1]:
-        turns.extend(node_turns(anc, taxonomy))
+        turns.extend(node_turns(tree, anc, taxonomy))
     return turns
 
 
-def path_dialogue(tree: Tree, node_ids: list[str] | tuple[str, ...], taxonomy: Taxonomy | None) -> list[TurnT]:
+def path_dialogue(
+    tree: Tree, node_ids: list[str] | tuple[str, ...], taxonomy: Taxonomy | None
+) -> list[TurnT]:
     """The full dialogue of a path (context, root seeker turn, every node's turns)."""
     turns = context_turns(tree)
     for nid in node_ids:
-        turns.extend(node_turns(tree.nodes[nid], taxonomy))
+        turns.extend(node_turns(tree, tree.nodes[nid], taxonomy))
     return turns
