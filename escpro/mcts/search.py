@@ -167,6 +167,15 @@ class TreeSearch:
             parent_paths.append(path)
             path = path + (names.index(gt.strategy),)
         scores_list = await w.score_many(ctxs, parent_paths)
+        # Failed turns are asked again (a live backend may answer next time), as often as an
+        # iteration may fail in a row; all of it is iteration 0 with distinct call ids.
+        for _ in range(cfg.max_consecutive_failures - 1):
+            failed = [i for i, sc in enumerate(scores_list) if sc is None]
+            if not failed:
+                break
+            again = await w.score_many([ctxs[i] for i in failed], [parent_paths[i] for i in failed])
+            for i, sc in zip(failed, again, strict=True):
+                scores_list[i] = sc
         failed = [i for i, sc in enumerate(scores_list) if sc is None]
         if failed:
             raise IterationFailed(
