@@ -49,7 +49,7 @@ def collect_runs(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
             "model": run.get("name") or scores.get("name") or d.name,
             "mode": run.get("mode") or "-",
             "method": run.get("method") or scores.get("method") or "-",
-            "n": scores.get("n_strategy", scores.get("n")),
+            "n": scores.get("n"),
             "invalid": scores.get("invalid"),
             "path": str(d),
         }
