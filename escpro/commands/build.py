@@ -19,7 +19,11 @@ def _summary_text(s: dict) -> str:
     t = s["trees"]
     lines = []
     if s["dry_run"]:
-        lines.append("PLAN (sim backend; nothing was written)")
+        lines.append(
+            "PLAN: the build ran against the simulator in a temporary file (nothing kept). A real "
+            "model ends dialogues and fails calls at its own rates, so read the numbers as an "
+            "estimate of the calls and tokens the real build needs."
+        )
     else:
         lines.append(f"build {s['run_id']} -> {s['db']}")
     seeds = s["seeds"]

@@ -194,12 +194,18 @@ def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
             cfg.roles, tax, backend_override=backend,
             endpoints=None if opts.dry_run else opts.endpoints, random_seed=random_seed,
         )
+    if hasattr(roleset, "describe"):
+        role_backends = roleset.describe()
+    else:
+        role_backends = {r: {"backend": backend or cfg.roles.binding(r).backend,
+                             "model": cfg.roles.binding(r).model}
+                         for r in ("seeker", "supporter", "strategy", "reward")}
     run_id = f"run-{now_utc():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     prompts = roleset.template_record() if hasattr(roleset, "template_record") else None
     run_row = {
         "run_id": run_id,
         "schema_version": SCHEMA_VERSION,
-        "config": cfg.model_dump(mode="json"),
+        "config": {**cfg.model_dump(mode="json"), "resolved_roles": role_backends},
         "code_version": code_version(),
         "taxonomy": tax.name,
         "seeds_sha256": seeds.sha256,
@@ -261,8 +267,8 @@ def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
                       "sha256": seeds.sha256},
             "dry_run": opts.dry_run,
             "random_seed": random_seed,
-            "sim_roles": [r for r in ("seeker", "supporter", "strategy", "reward")
-                          if (backend or cfg.roles.binding(r).backend) == "sim"],
+            "roles": role_backends,
+            "sim_roles": [r for r, b in role_backends.items() if b.get("backend") == "sim"],
         }
     )
     if tmpdir is not None:

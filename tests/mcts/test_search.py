@@ -206,3 +206,20 @@ def test_bad_seeds_are_refused(make_dialogue):
         gold_layout(no_seeker, ["A", "B", "C"])
     with pytest.raises(BadSeed, match="not in the taxonomy"):
         gold_layout(make_dialogue(strategies=("A", "Z")), ["A", "B", "C"])
+
+
+def test_gold_init_asks_failed_turns_again(scripted, make_dialogue):
+    # The very first Strategy call fails once; the retry of that turn succeeds.
+    roles = scripted(fail=lambda role, ctx, i: i == 0)
+    search, deltas = make_search(roles, make_dialogue(), max_iterations=0)
+    asyncio.run(search.run())
+    assert search.s.status == "done" and len(by_path(search)) == 7
+    gold_calls = [c for d in deltas for c in d.calls if c["iteration"] == 0]
+    assert [c["status"] for c in gold_calls] == ["error", "ok", "ok"]
+    assert [c["call_id"] for c in gold_calls] == ["tree:0:0", "tree:0:1", "tree:0:2"]
+    # A turn that keeps failing fails the tree at initialisation, with the reason.
+    roles = scripted(fail=lambda role, ctx, i: role == "strategy" and len(ctx.history) > 2)
+    search, _ = make_search(roles, make_dialogue(), max_consecutive_failures=2)
+    asyncio.run(search.run())
+    assert search.s.status == "failed"
+    assert search.s.error.startswith("gold initialisation: strategy scoring failed at gold turn 1")
