@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from escpro.errors import DataError, EscproError
+from escpro.errors import DataError
 from escpro.extract.tree import Node, Tree
 
 NODE_COLUMNS = (
@@ -36,22 +36,15 @@ class RunInfo:
 
 
 @contextmanager
-def open_db(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection with one-line errors for the usual mistakes."""
+def open_db(path: str | Path, lock_timeout_s: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection (one snapshot for the whole read) with one-line errors."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: database file not found")
-    try:
-        con = duckdb.connect(str(p), read_only=True)
-    except duckdb.IOException as exc:
-        msg = str(exc).splitlines()[0]
-        if "lock" in msg.lower():
-            raise EscproError(
-                f"{p}: locked by another process (a build still running?); wait for it or copy the file"
-            ) from None
-        raise DataError(f"{p}: cannot open as DuckDB ({msg})") from None
-    except duckdb.Error as exc:
-        raise DataError(f"{p}: cannot open as DuckDB ({str(exc).splitlines()[0]})") from None
+    # escpro.store.db.connect retries (bounded) while a running build holds the file for a commit
+    from escpro.store.db import connect
+
+    con = connect(p, read_only=True, timeout_s=lock_timeout_s)
     try:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         missing = {"runs", "trees", "nodes"} - tables
