@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from escpro.errors import DataError, EscproError
+from escpro.errors import DataError, EscproError, NotBuiltError
 from escpro.evaluate.config import EvalConfig
 from escpro.evaluate.generate import Generator, generate_all
 from escpro.evaluate.predictions import read_escpro
@@ -144,7 +144,14 @@ def run_eval(
             from escpro.roles.backends import make_model
 
             model_factory = make_model
-        model = model_factory(cfg.model)
+        try:
+            model = model_factory(cfg.model)
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("escpro."):
+                raise
+            raise NotBuiltError(
+                f"backend '{cfg.model.backend}' is not available in this build ({exc.name})"
+            ) from None
         sampling = Sampling(
             temperature=cfg.model.temperature,
             top_p=cfg.model.top_p,

@@ -211,7 +211,8 @@ def read_items(path: str | Path, taxonomy: Taxonomy | None = None) -> list[TestI
                 canon = taxonomy.canonical(strategy) if taxonomy is not None else strategy
                 if canon is None:
                     raise DataError(
-                        f"{where}: strategy_gold '{strategy}' is not in taxonomy {taxonomy.name}"
+                        f"{where}: strategy_gold '{strategy}' is not in taxonomy {taxonomy.name} "
+                        "(pass --taxonomy, e.g. esconv8 for ESConv-based test sets)"
                     )
                 strategy = canon
             elif strategy is not None and not (isinstance(strategy, str)):

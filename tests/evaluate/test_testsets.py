@@ -92,3 +92,18 @@ def test_testset_command(tmp_path):
     res = CliRunner().invoke(cli, ["eval", "testset", "--seeds", str(seeds), "--out", str(out), "--kang", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["kind"] == "kang"
+
+
+def test_kang_set_from_real_esconv_sample(tmp_path, shared_data):
+    out = tmp_path / "kang.jsonl"
+    res = CliRunner().invoke(cli, ["eval", "testset", "--seeds", str(shared_data / "esconv_valid_sample.jsonl"),
+                                   "--taxonomy", "esconv8", "--kang", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["items"] > 0 and info["rouge_only"] == 0
+    items = read_items(out, load_taxonomy("esconv8"))
+    assert all(5 <= len(it.context) <= 15 for it in items)
+    assert any(t.strategy for it in items for t in it.context)  # earlier supporter turns labelled
+    # the wrong taxonomy is refused with a hint, not a traceback
+    with pytest.raises(DataError, match="--taxonomy"):
+        read_items(out, load_taxonomy("cso8"))
