@@ -15,16 +15,14 @@ pads with whitespace until max_tokens; STACK_NOTES.md) or by outlines_core, and 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from escpro.errors import BackendUnavailable, ConfigError
+from escpro.roles.backends.batching import BatchingModel, fold_system
 from escpro.roles.backends.common import failed, finish
 from escpro.roles.base import RoleRequest, RoleResult
 from escpro.roles.config import RoleBinding
@@ -68,7 +66,7 @@ def load_tokenizer(path: str, gguf_file: str | None = None):
     return AutoTokenizer.from_pretrained(path, **kw)
 
 
-class TransformersModel:
+class TransformersModel(BatchingModel):
     backend = "transformers"
 
     def __init__(
@@ -92,19 +90,12 @@ class TransformersModel:
         tokenizer.padding_side = "left"
         self.om = outlines.from_transformers(hf_model, tokenizer)
         self.structured_backend = structured_backend
-        self.batch_size = batch_size
-        self.batch_wait_s = batch_wait_ms / 1000.0
         has_template = bool(getattr(tokenizer, "chat_template", None))
         if chat_template == "always" and not has_template:
             raise ConfigError(f"roles: chat_template: always, but {model_name} has no chat template")
         self.use_chat = has_template and chat_template != "never"
         self._generators: dict[str, Any] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="escpro-tf")
-        self._queue: asyncio.Queue | None = None
-        self._worker: asyncio.Task | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.batches = 0  # generate calls made (for tests and stats)
-        self.batched_requests = 0
+        super().__init__(batch_size=batch_size, batch_wait_ms=batch_wait_ms)
 
     @classmethod
     def from_binding(cls, b: RoleBinding) -> TransformersModel:
@@ -151,14 +142,10 @@ class TransformersModel:
         try:
             return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         except Exception:  # e.g. Gemma-2: no system role; fold it into the first user turn
-            if msgs and msgs[0]["role"] == "system" and len(msgs) > 1:
-                folded = [{"role": msgs[1]["role"], "content": msgs[0]["content"] + "\n\n" + msgs[1]["content"]}]
-                return self.tokenizer.apply_chat_template(folded + msgs[2:], tokenize=False, add_generation_prompt=True)
-            raise
+            return self.tokenizer.apply_chat_template(fold_system(msgs), tokenize=False, add_generation_prompt=True)
 
     # --- batching -------------------------------------------------------------------------------
-    @staticmethod
-    def _group_key(req: RoleRequest) -> str:
+    def group_key(self, req: RoleRequest) -> str:
         s = req.sampling
         schema = json.dumps(req.schema, sort_keys=True) if req.schema is not None else ""
         return f"{schema}|{s.temperature}|{s.top_p}|{s.max_tokens}|{list(s.stop)}"
@@ -181,7 +168,7 @@ class TransformersModel:
             self._generators[key] = gen
         return gen
 
-    def _run_batch(self, reqs: list[RoleRequest]) -> list[RoleResult]:
+    def run_batch(self, reqs: list[RoleRequest]) -> list[RoleResult]:
         """One generate call for requests sharing schema and decoding settings (worker thread)."""
         import torch
 
@@ -208,8 +195,6 @@ class TransformersModel:
             ms = (time.perf_counter() - t0) * 1000
             return [failed(r, "error", f"{type(exc).__name__}: {exc}", backend=self.backend,
                            model=self.model, latency_ms=ms) for r in reqs]
-        self.batches += 1
-        self.batched_requests += len(reqs)
         ms = (time.perf_counter() - t0) * 1000
         out = []
         for r, p, text in zip(reqs, prompts, texts):
@@ -221,65 +206,3 @@ class TransformersModel:
                 completion_tokens=ctoks, latency_ms=ms, truncated=ctoks >= r.sampling.max_tokens,
             ))
         return out
-
-    async def _worker_loop(self, queue: asyncio.Queue) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await queue.get()]
-            deadline = loop.time() + self.batch_wait_s
-            while len(batch) < self.batch_size:
-                try:
-                    batch.append(queue.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except asyncio.TimeoutError:
-                    break
-            groups: dict[str, list[tuple[RoleRequest, asyncio.Future]]] = {}
-            for req, fut in batch:
-                if not fut.cancelled():
-                    groups.setdefault(self._group_key(req), []).append((req, fut))
-            for items in groups.values():
-                try:
-                    results = await loop.run_in_executor(self._executor, self._run_batch, [r for r, _ in items])
-                except Exception as exc:  # executor shut down, etc.
-                    results = [failed(r, "error", f"{type(exc).__name__}: {exc}", backend=self.backend,
-                                      model=self.model) for r, _ in items]
-                for (_, fut), res in zip(items, results):
-                    if not fut.done():
-                        fut.set_result(res)
-
-    def _ensure_worker(self) -> asyncio.Queue:
-        loop = asyncio.get_running_loop()
-        if self._queue is None or self._loop is not loop or self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._loop = loop
-            self._worker = loop.create_task(self._worker_loop(self._queue))
-        return self._queue
-
-    async def generate(self, requests: Sequence[RoleRequest]) -> list[RoleResult]:
-        queue = self._ensure_worker()
-        loop = asyncio.get_running_loop()
-        futs = []
-        for r in requests:
-            fut = loop.create_future()
-            queue.put_nowait((r, fut))
-            futs.append(fut)
-        return list(await asyncio.gather(*futs))
-
-    async def aclose(self) -> None:
-        if self._worker is not None and not self._worker.done():
-            self._worker.cancel()
-            try:
-                await self._worker
-            except (asyncio.CancelledError, Exception):
-                pass
-        self._worker = None
-
-    def close_sync(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
