@@ -97,11 +97,13 @@ def testset(seeds_path, out, taxonomy, kang, min_window, max_window, per_dialogu
 @click.option("--batch-size", type=int, default=None, help="In-process backends: requests per generate call.")
 @click.option("--name", default=None, help="Row label in reports (default: adapter or model name).")
 @click.option("--method", default=None, help="Method label in reports, e.g. SFT, CSO (default: base / baseline).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=None,
+              help="Bootstrap resamples for confidence intervals in scores.json (default 0).")
 @click.option("--mode", default=None, help="Mode label in reports: Full, LoRA (default '-').")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N items.")
 @click.option("--overwrite", is_flag=True, help="Discard predictions already in --out instead of resuming.")
 def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, baseline, examples, taxonomy,
-        temperature, max_new_tokens, batch_size, name, method, mode, limit, overwrite, config_path, as_json, log_level):
+        temperature, max_new_tokens, batch_size, n_boot, name, method, mode, limit, overwrite, config_path, as_json, log_level):
     """Generate predictions for a test set with one model and score them.
 
     The model sees the training format (system prompt listing the strategies, earlier supporter
@@ -134,7 +136,7 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
         if ep.get("structured"):
             model_over["structured"] = ep["structured"]
     over = {"eval": {"model": model_over, "baseline": baseline, "examples": examples,
-                     "taxonomy": taxonomy, "max_new_tokens": max_new_tokens}}
+                     "taxonomy": taxonomy, "max_new_tokens": max_new_tokens, "bootstrap": n_boot}}
     cfg = load_config(config_path, _drop_none(over)).eval
     if max_new_tokens is not None:
         cfg.model.max_tokens = max_new_tokens
@@ -152,7 +154,7 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
 @escpro_command(eval_group, name="report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write table.md and table.csv here (default: print only).")
+              help="Write table.md, table.csv and table.png (bar chart) here (default: print only).")
 @click.option("--reference", "reference", is_flag=True, help="Add the paper's published numbers "
               "(Tables 2, 4, 9-11; configs/eval/paper_results.yaml).")
 @click.option("--reference-table", "ref_tables", multiple=True,
@@ -175,4 +177,7 @@ def report(run_dirs, out, reference, ref_tables, ci, config_path, as_json, log_l
         out.mkdir(parents=True, exist_ok=True)
         (out / "table.md").write_text(rep["markdown"], encoding="utf-8")
         (out / "table.csv").write_text(rep["csv"], encoding="utf-8")
+        from escpro.evaluate.report import plot_report
+
+        plot_report(rep["rows"], out / "table.png")
     emit({"rows": rep["rows"], "out": str(out) if out else None}, as_json, rep["markdown"])

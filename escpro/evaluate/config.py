@@ -36,4 +36,5 @@ class EvalConfig(Section):
         256, ge=1, description="requests handed to the backend at once (progress + checkpoint unit)"
     )
     feedback_max_tokens: int = Field(256, ge=1, description="Self-Refine feedback length limit")
+    bootstrap: int = Field(0, ge=0, description="bootstrap resamples for scores.json intervals (0 = none)")
     rouge_stem: bool = Field(False, description="Porter-stem words for ROUGE-L (paper: no)")

@@ -141,3 +141,33 @@ def build_report(
         out += ["" if r.get("n") is None else r["n"], "" if r.get("invalid") is None else r["invalid"]]
         w.writerow(out)
     return {"rows": rows, "markdown": markdown, "csv": buf.getvalue()}
+
+
+def plot_report(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Grouped bars of Q, Qw, R-L (percent) and B per row, error bars from bootstrap intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['model']}\n{r['mode']} {r['method']}".replace("- ", "") for r in rows]
+    fig, axes = plt.subplots(2, 2, figsize=(max(8.0, 0.9 * len(rows)), 9))
+    for ax, col in zip(axes.flat, ("Q", "Qw", "R-L", "B")):
+        vals = [r.get(col) if r.get(col) is not None else 0.0 for r in rows]
+        err = [[0.0] * len(rows), [0.0] * len(rows)]
+        for k, r in enumerate(rows):
+            iv = r.get(f"{col} ci")
+            if iv and r.get(col) is not None:
+                err[0][k] = max(0.0, r[col] - iv[0])
+                err[1][k] = max(0.0, iv[1] - r[col])
+        colors = ["tab:blue" if r["source"] == "this run" else "tab:gray" for r in rows]
+        has_err = any(e > 0 for side in err for e in side)
+        ax.bar(range(len(rows)), vals, yerr=err if has_err else None, color=colors, capsize=3)
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{col} {'(lower is better)' if col == 'B' else '(%)'}")
+    fig.tight_layout()
+    p = Path(path)
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p

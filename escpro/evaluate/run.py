@@ -193,7 +193,7 @@ def run_eval(
     rows = read_escpro(pred_path, tax)
     wanted = {it.id for it in items}
     rows = [r for r in rows if r.id in wanted]
-    scores = score_items(rows, tax, stem=cfg.rouge_stem)
+    scores = score_items(rows, tax, stem=cfg.rouge_stem, bootstrap=cfg.bootstrap, seed=cfg.seed)
     raw = [json.loads(line) for line in pred_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     failed = sum(1 for r in raw if r.get("status") not in (None, "ok"))
     tokens = sum(int(r.get("completion_tokens") or 0) for r in raw)

@@ -128,6 +128,7 @@ def test_sim_backend_run_resume_and_report(tmp_path):
     md = (rep_dir / "table.md").read_text()
     assert "| this run | sim | - | base |" in md
     assert "| paper Table 2 | Gemma-2-9b-it | LoRA | CSO | 35.77 | 1.23 | 52.34 | 26.61 |" in md
+    assert (rep_dir / "table.png").stat().st_size > 10000
     csv_rows = (rep_dir / "table.csv").read_text().splitlines()
     assert len(csv_rows) == 1 + 1 + 24
 
