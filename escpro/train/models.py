@@ -134,6 +134,8 @@ def load_model(src: ModelSource, *, dtype: Any = None, trust_remote_code: bool =
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"adapter {adapter} cannot be merged: {_first_line(exc)}") from None
+    if src.adapters:
+        model.requires_grad_(True)  # PeftModel.from_pretrained froze the base; full training needs it back
     return model
 
 
