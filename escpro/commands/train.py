@@ -34,14 +34,22 @@ training_curve.png, escpro_train.json (how to reload the model).
 """
 
 
-def _overrides(cli: dict[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:
-    from escpro.train.config import parse_overrides
+def _overrides(cli: dict[str, Any], extra: tuple[str, ...], config_path: Path | None) -> dict[str, Any]:
+    """Command-line values, which win over the recipe even when one side uses an alias."""
+    from escpro.config import read_yaml
+    from escpro.train.config import ALIASES, parse_overrides
 
     try:
         kv = parse_overrides(extra)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    kv = {ALIASES.get(k, k): v for k, v in kv.items()}
     kv.update({k: v for k, v in cli.items() if v is not None})
+    recipe = (read_yaml(config_path).get("train") or {}) if config_path else {}
+    if isinstance(recipe, dict):
+        for alias, name in ALIASES.items():
+            if alias in recipe and name in kv:
+                kv[alias] = kv[name]
     return kv
 
 
@@ -70,7 +78,7 @@ def train(overrides, method, mode, model, data, out, dialogues, max_steps, resum
         "dialogues": dialogues, "max_steps": max_steps, "merge": merge,
         "resume": (True if resume == "last" else resume),
     }
-    kv = _overrides(cli, overrides)
+    kv = _overrides(cli, overrides, config_path)
     cfg_all = load_config(config_path, {"train": kv} if kv else None)
     cfg = cfg_all.train
     section = cfg_all.model_dump(mode="json")["train"]

@@ -3,6 +3,7 @@ thing every run does, so bad input stops before any model is loaded."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,16 @@ def check_model_ref(name: str | None, what: str) -> str:
         return "tiny random Qwen2 (built locally on first use)"
     p = Path(name).expanduser()
     if p.exists():
-        if not (p / "config.json").is_file() and not (p / MANIFEST).is_file():
+        if (p / MANIFEST).is_file():
+            return f"escpro train output {p.resolve()}"
+        if not (p / "config.json").is_file():
             raise ModelLoadError(f"{what} {name}: directory has no config.json (not a model directory)")
+        try:
+            conf = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise ModelLoadError(f"{what} {name}: config.json is not valid JSON") from None
+        if not isinstance(conf, dict) or "model_type" not in conf:
+            raise ModelLoadError(f"{what} {name}: config.json has no model_type (not a transformers model)")
         return f"local {p.resolve()}"
     if name.startswith((".", "/", "~")):
         raise ModelLoadError(f"{what} {name}: directory not found")

@@ -21,6 +21,7 @@ from escpro.train.models import (
     load_tokenizer,
     read_manifest,
     resolve_model_name,
+    source_of_output,
     start_source,
 )
 from escpro.train.plan import resolve_plan
@@ -91,7 +92,8 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> d
     ref_model, ref_src = None, None
     if cfg.uses_reference:
         if cfg.ref_model:
-            ref_src = ModelSource(resolve_model_name(cfg.ref_model), None)
+            ref_src = (source_of_output(cfg.ref_model) if (Path(cfg.ref_model) / MANIFEST).is_file()
+                       else ModelSource(resolve_model_name(cfg.ref_model), None))
         else:
             ref_src = src
         if cfg.ref_model or cfg.mode == "full":
