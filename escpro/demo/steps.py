@@ -1,0 +1,93 @@
+"""Running the demo's steps: numbered headers, wall time per step, and commands run in-process.
+
+Other escpro commands are reused as they are (their click commands, parsed as on the command
+line, with --json captured), so the demo does exactly what a user pasting the printed command
+would get.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from escpro.errors import EscproError
+
+
+class DemoStepError(EscproError):
+    """A step of the demo failed (the message names the step)."""
+
+
+@dataclass
+class StepRecord:
+    name: str
+    title: str
+    seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "seconds": round(self.seconds, 2),
+                "outputs": self.outputs, "info": self.info, "command": self.command}
+
+
+class Steps:
+    """Prints `[i/n] title`, runs the step, prints its time; records everything for summary.json."""
+
+    def __init__(self, names: list[str], echo: Callable[[str], None]) -> None:
+        self.names = names
+        self.echo = echo
+        self.records: list[StepRecord] = []
+
+    def run(self, name: str, title: str, fn: Callable[[StepRecord], None]) -> StepRecord:
+        i = self.names.index(name) + 1
+        rec = StepRecord(name, title)
+        self.echo(click.style(f"[{i}/{len(self.names)}] {title}", bold=True))
+        t0 = time.perf_counter()
+        try:
+            fn(rec)
+        except DemoStepError:
+            raise
+        except EscproError as exc:
+            raise DemoStepError(f"step {name}: {exc}") from None
+        finally:
+            rec.seconds = time.perf_counter() - t0
+        self.records.append(rec)
+        for label, path in rec.outputs.items():
+            self.echo(f"      {label:<18} {path}")
+        self.echo(click.style(f"      done in {rec.seconds:.1f} s", fg="green"))
+        return rec
+
+
+def invoke_json(cmd: click.Command, args: list[str], step: str) -> dict[str, Any]:
+    """Run an escpro command in-process with --json; its JSON output, or a DemoStepError.
+
+    The command's own one-line error (stderr) reaches the user unchanged."""
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            cmd.main(args=[*args, "--json"], prog_name=f"escpro {cmd.name}", standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise DemoStepError(f"step {step}: `escpro {cmd.name}` failed (exit {exc.code}; see above)") from None
+    except click.ClickException as exc:
+        raise DemoStepError(f"step {step}: `escpro {cmd.name}`: {exc.format_message()}") from None
+    text = buf.getvalue().strip()
+    try:
+        return json.loads(text.splitlines()[-1]) if text else {}
+    except json.JSONDecodeError:
+        raise DemoStepError(f"step {step}: `escpro {cmd.name}` printed no JSON") from None
+
+
+def shell_join(args: list[str | Path]) -> str:
+    import shlex
+
+    return " ".join(shlex.quote(str(a)) for a in args)
