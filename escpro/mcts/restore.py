@@ -65,6 +65,7 @@ def restore_state(
         raise CorruptTree(f"{tid}: no root node")
     st.root = root
     st.end_count = sum(1 for nd in by_path.values() if nd.is_end)
+    st.node_count = len(by_path)
     # The gold path: at depth k the gold child carries gold turn k's strategy.
     tails: dict[tuple[int, ...], tuple] = {}
     node = root

@@ -63,6 +63,7 @@ class TreeState:
     stop_reason: str | None = None
     consecutive_failures: int = 0
     failed_iterations: int = 0
+    node_count: int = 0
     dirty: dict[tuple[int, ...], Node] = field(default_factory=dict)
 
     def mark(self, *nodes: Node) -> None:
@@ -129,7 +130,7 @@ class TreeSearch:
             "stop_reason": s.stop_reason,
             "consecutive_failures": s.consecutive_failures,
             "failed_iterations": s.failed_iterations,
-            "node_count": None,
+            "node_count": s.node_count,
         }
 
     async def _flush(self, iterations_done: int = 0) -> None:
@@ -139,7 +140,6 @@ class TreeSearch:
         calls, self.world.rec.rows = self.world.rec.rows, []
         judg, self.judgements = self.judgements, []
         row = self.tree_row()
-        row["node_count"] = sum(1 for _ in walk(s.root)) if s.root is not None else 0
         await self.commit(Delta(row, nodes, judg, calls, iterations_done))
 
     # ---- gold initialisation (iteration 0) ----
@@ -211,6 +211,7 @@ class TreeSearch:
         s.root = root
         s.end_count = 1
         s.mark(*walk(root))
+        s.node_count = len(s.dirty)
 
     # ---- one iteration ----
     async def _extend(self, node: Node, it: int) -> None:
@@ -244,6 +245,7 @@ class TreeSearch:
                 created_iter=it, strategy_score=scores.get(strat),
             )
             self.s.mark(ch)
+            self.s.node_count += 1
 
     def _judgement_rows(self, node: Node, it: int, js: list[Judgement | None]) -> list[float]:
         rewards = []
