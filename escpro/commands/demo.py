@@ -50,6 +50,11 @@ Examples:
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def demo(backend, out, seeds, random_seed, overwrite, no_progress, config_path, as_json, log_level):  # noqa: ARG001
     import sys
+    import warnings
+
+    # The libraries' deprecation chatter is not the user's business here.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
     from escpro.demo.pipeline import DemoOptions, run_demo, summary_text
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from escpro.config import AppConfig, dump_config
 from escpro.data import DATA_DIR, DEMO_SEEDS
-from escpro.demo.config import EMBEDDED, TRAINED_BASE, DemoSettings, load_demo_config
+from escpro.demo.config import EMBEDDED, TRAINED_BASE, load_demo_config
 from escpro.demo.steps import DemoStepError, StepRecord, Steps, invoke_json, shell_join
 from escpro.errors import ConfigError, EscproError
 
@@ -142,7 +142,8 @@ def query_command(db: Path, pair: dict[str, Any] | None) -> str:
     else:
         sql = ("SELECT node_id, strategy, round(q, 3) AS q, n FROM nodes WHERE kind = 'expanded' "
                "ORDER BY q DESC LIMIT 10")
-    return shell_join(["escpro", "query", "--db", db, sql])
+    # Double quotes around the SQL keep its single-quoted ids readable (no $, ` or " inside).
+    return f'{shell_join(["escpro", "query", "--db", db])} "{sql}"'
 
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
