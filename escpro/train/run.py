@@ -59,8 +59,7 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> d
     plan, data = resolve_plan(cfg)
     assert data is not None
     ds_config = read_deepspeed(cfg.deepspeed)
-    if ds_config is not None:
-        ensure_dist_env()
+    dist_env = ensure_dist_env() if ds_config is not None else {}
     use_cpu = choose_device(cfg.device)
     ws = world_size()
     out = Path(cfg.out) if cfg.out else default_out(cfg)
@@ -157,6 +156,9 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> d
         "train_loss": result.training_loss,
         "seconds": round(time.time() - t0, 2),
         "world_size": ws,
+        "deepspeed_zero_stage": (ds_config["zero_optimization"].get("stage")
+                                 if getattr(trainer, "is_deepspeed_enabled", False) and ds_config else None),
+        "dist_env_set": sorted(dist_env),
         "gradient_accumulation": args.gradient_accumulation_steps,
         "truncation": stats,
         "fold_system": fold,

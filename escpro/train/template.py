@@ -127,6 +127,10 @@ def assistant_mask(tokenizer: Any, messages: Messages) -> tuple[list[int], list[
             continue
         start = _common_prefix(render(tokenizer, messages[:k], generation_prompt=True), full) if k else 0
         end = _common_prefix(render(tokenizer, messages[: k + 1]), full)
+        eos = getattr(tokenizer, "eos_token_id", None)
+        span = full[start:end]
+        if eos in span:  # stop learning at the end-of-turn token, not the separator after it
+            end = start + len(span) - span[::-1].index(eos)
         for i in range(start, end):
             mask[i] = 1
     return full, mask
