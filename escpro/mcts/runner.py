@@ -83,6 +83,25 @@ class BuildError(EscproError):
     pass
 
 
+class BuildInterrupted(EscproError):
+    exit_code = 130
+
+
+def _cancel_on_signals(task: asyncio.Task | None) -> None:
+    """SIGINT/SIGTERM (Ctrl-C, a cluster scheduler's stop) cancel the build: the writer then
+    commits every finished iteration before the process exits."""
+    import signal
+
+    if task is None:
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, task.cancel)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
+            pass
+
+
 def _select(dialogues, shard, limit):
     out = list(dialogues)
     if shard is not None:
@@ -239,6 +258,7 @@ def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
     update, close_bar = _progress_factory(todo, progress)
 
     async def main() -> BuildStats:
+        _cancel_on_signals(asyncio.current_task())
         writer = BatchWriter(db, cfg.build.commit_interval_s, cfg.build.commit_max_rows,
                              cfg.build.lock_timeout_s)
         writer.start()
@@ -254,6 +274,11 @@ def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
 
     try:
         stats = asyncio.run(main())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise BuildInterrupted(
+            f"interrupted; everything up to the last commit is in {db}: continue with "
+            "`escpro build ... --resume`"
+        ) from None
     finally:
         close_bar()
     summary = stats.as_dict()

@@ -124,3 +124,31 @@ def test_query_cli_table_and_json(tmp_path, build_helpers):
     assert r.stderr.count("\n") == 1
     r = run_cli(["query", "--db", tmp_path / "missing.duckdb", "SELECT 1"])
     assert r.returncode != 0 and "no such database file" in r.stderr
+
+
+def test_sigterm_commits_and_exits_cleanly(tmp_path, build_helpers):
+    seeds = build_helpers["write_seeds"](tmp_path / "seeds.jsonl", 3)
+    cfg = build_helpers["write_config"](
+        tmp_path / "c.yaml", latency_ms=15.0, min_iterations=200, max_iterations=200,
+        max_end_nodes=200, concurrent_trees=3, commit_interval_s=30.0)  # commits only on exit
+    db = tmp_path / "t.duckdb"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        escpro("build", "--seeds", seeds, "--db", db, "--config", cfg, "--no-progress"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not db.exists():
+            time.sleep(0.1)
+        time.sleep(1.5)  # searching, nothing committed yet but the registration
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("error: interrupted") and "--resume" in err
+    _, rows = run_query(db, "SELECT sum(iterations), count(*) FILTER (WHERE status = 'running') "
+                            "FROM trees")
+    assert rows[0][0] > 0 and rows[0][1] >= 1  # the finished iterations were committed on exit
