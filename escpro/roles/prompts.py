@@ -55,7 +55,7 @@ class Prompt:
     """A rendered prompt: chat messages, the base-model transcript, the schema (or None)."""
 
     messages: tuple[Mapping[str, str], ...]
-    transcript: str
+    transcript: str | None
     schema: Mapping[str, Any] | None = None
 
 
@@ -170,13 +170,16 @@ class PromptBuilder:
         self.reward_schema = reward_schema()
         self._strategy_list = "\n".join(f"- {s.name}: {s.definition}" for s in taxonomy.strategies)
 
-    def _render(self, role: str, values: dict[str, Any], schema: Mapping[str, Any] | None) -> Prompt:
+    def _render(
+        self, role: str, values: dict[str, Any], schema: Mapping[str, Any] | None, transcript: bool
+    ) -> Prompt:
+        """`transcript=False` skips the base-model rendering (chat backends never read it)."""
         tpl = self.templates[role]
         system = tpl.system.substitute(values)
         user = tpl.user.substitute(values)
-        transcript = tpl.transcript.substitute(values, system=system, user=user)
+        text = tpl.transcript.substitute(values, system=system, user=user) if transcript else None
         messages = ({"role": "system", "content": system}, {"role": "user", "content": user})
-        return Prompt(messages=messages, transcript=transcript, schema=schema)
+        return Prompt(messages=messages, transcript=text, schema=schema)
 
     def _base(self, ctx: DialogueContext, *, with_strategies: bool) -> dict[str, Any]:
         return {
@@ -187,20 +190,20 @@ class PromptBuilder:
             "supporter": SUPPORTER_LABEL,
         }
 
-    def seeker(self, ctx: DialogueContext) -> Prompt:
+    def seeker(self, ctx: DialogueContext, *, transcript: bool = True) -> Prompt:
         values = self._base(ctx, with_strategies=False)
         values["end_marker"] = self.end_marker
-        return self._render("seeker", values, None)
+        return self._render("seeker", values, None, transcript)
 
-    def supporter(self, ctx: DialogueContext, strategy: str) -> Prompt:
+    def supporter(self, ctx: DialogueContext, strategy: str, *, transcript: bool = True) -> Prompt:
         name = self.taxonomy.canonical(strategy)
         if name is None:
             raise KeyError(f"'{strategy}' is not a strategy of taxonomy {self.taxonomy.name}")
         values = self._base(ctx, with_strategies=False)
         values.update(strategy=name, definition=self.taxonomy.definition(name))
-        return self._render("supporter", values, None)
+        return self._render("supporter", values, None, transcript)
 
-    def strategy(self, ctx: DialogueContext) -> Prompt:
+    def strategy(self, ctx: DialogueContext, *, transcript: bool = True) -> Prompt:
         values = self._base(ctx, with_strategies=True)
         values.update(
             strategies=self._strategy_list,
@@ -208,9 +211,9 @@ class PromptBuilder:
             score_min=P.STRATEGY_SCORE_MIN.value,
             score_max=P.STRATEGY_SCORE_MAX.value,
         )
-        return self._render("strategy", values, self.strategy_schema)
+        return self._render("strategy", values, self.strategy_schema, transcript)
 
-    def reward(self, ctx: DialogueContext) -> Prompt:
+    def reward(self, ctx: DialogueContext, *, transcript: bool = True) -> Prompt:
         values = self._base(ctx, with_strategies=True)
         last = next((u for u in reversed(ctx.history) if u.speaker == "supporter"), None)
         values.update(
@@ -218,4 +221,4 @@ class PromptBuilder:
             score_min=P.REWARD_SCORE_MIN.value,
             score_max=P.REWARD_SCORE_MAX.value,
         )
-        return self._render("reward", values, self.reward_schema)
+        return self._render("reward", values, self.reward_schema, transcript)

@@ -22,7 +22,7 @@ from typing import Any
 
 from escpro.roles.api import DialogueContext, Judgement, Outcome, SeekerTurn
 from escpro.roles.base import RoleModel, RoleRequest, RoleResult, Sampling
-from escpro.roles.config import RoleBinding, RolesConfig
+from escpro.roles.config import RolesConfig
 from escpro.roles.prompts import Prompt, PromptBuilder, load_templates, template_record
 from escpro.roles.schemas import REWARD_KEYS
 from escpro.roles.scoring import strategy_prior, turn_reward
@@ -30,6 +30,7 @@ from escpro.roles.text import clean_seeker, clean_supporter
 from escpro.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
+_timeout = getattr(asyncio, "timeout", None)
 
 
 class ConcreteRoleSet:
@@ -49,6 +50,13 @@ class ConcreteRoleSet:
         self.random_seed = random_seed
         self.templates = load_templates(cfg.prompts_dir)
         self.prompts = PromptBuilder(taxonomy, self.templates, end_marker=cfg.end_marker)
+        # Chat backends never read the base-model transcript: skip rendering it for them.
+        self._transcript = {r: bool(getattr(m, "needs_transcript", True)) for r, m in models.items()}
+        self._sampling = {
+            r: Sampling(temperature=cfg.binding(r).temperature, top_p=cfg.binding(r).top_p,
+                        max_tokens=cfg.binding(r).max_tokens, seed=random_seed)
+            for r in models
+        }
         self.stats: dict[str, int] = {"calls": 0, "attempts": 0, "cached": 0, "failed": 0, "retried": 0}
 
     # --- record -----------------------------------------------------------------------------
@@ -60,15 +68,11 @@ class ConcreteRoleSet:
 
     # --- plumbing -----------------------------------------------------------------------------
     def _request(self, role: str, prompt: Prompt, meta: dict[str, Any] | None) -> RoleRequest:
-        b: RoleBinding = self.cfg.binding(role)
-        sampling = Sampling(
-            temperature=b.temperature, top_p=b.top_p, max_tokens=b.max_tokens, seed=self.random_seed
-        )
         return RoleRequest(
             role=role,
             messages=prompt.messages,
             schema=prompt.schema,
-            sampling=sampling,
+            sampling=self._sampling[role],
             meta=dict(meta or {}),
             prompt=prompt.transcript,
         )
@@ -83,6 +87,9 @@ class ConcreteRoleSet:
         # A backend with its own bounded retries (openai) states its worst case; others get timeout_s.
         budget = getattr(model, "call_budget_s", None) or self.cfg.timeout_s
         try:
+            if _timeout is not None:  # asyncio.timeout (3.11+) creates no extra task per call
+                async with _timeout(budget):
+                    return (await model.generate([req]))[0]
             return (await asyncio.wait_for(model.generate([req]), budget))[0]
         except asyncio.TimeoutError:
             return RoleResult(req, "timeout", error=f"no answer within {budget:g} s",
@@ -189,7 +196,7 @@ class ConcreteRoleSet:
     async def score_strategies(
         self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
     ) -> Outcome[dict[str, int]]:
-        req = self._request("strategy", self.prompts.strategy(ctx), meta)
+        req = self._request("strategy", self.prompts.strategy(ctx, transcript=self._transcript["strategy"]), meta)
         return await self._call(req, self._parse_scores, cache)
 
     def prior(self, scores: dict[str, int]) -> dict[str, float]:
@@ -203,19 +210,19 @@ class ConcreteRoleSet:
         meta: dict[str, Any] | None = None,
         cache: dict | None = None,
     ) -> Outcome[str]:
-        req = self._request("supporter", self.prompts.supporter(ctx, strategy), meta)
+        req = self._request("supporter", self.prompts.supporter(ctx, strategy, transcript=self._transcript["supporter"]), meta)
         return await self._call(req, self._parse_support, cache)
 
     async def seek(
         self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
     ) -> Outcome[SeekerTurn]:
-        req = self._request("seeker", self.prompts.seeker(ctx), meta)
+        req = self._request("seeker", self.prompts.seeker(ctx, transcript=self._transcript["seeker"]), meta)
         return await self._call(req, self._parse_seek, cache)
 
     async def judge(
         self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
     ) -> Outcome[Judgement]:
-        req = self._request("reward", self.prompts.reward(ctx), meta)
+        req = self._request("reward", self.prompts.reward(ctx, transcript=self._transcript["reward"]), meta)
         return await self._call(req, self._parse_judgement, cache)
 
     async def aclose(self) -> None:

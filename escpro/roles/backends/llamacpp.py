@@ -67,6 +67,10 @@ class LlamaCppModel(BatchingModel):
         llm = llama_cpp.Llama(model_path=str(path), **kw)
         return cls(llm, model_name=path.name, chat_template=b.chat_template)
 
+    @property
+    def needs_transcript(self) -> bool:
+        return not self.use_chat
+
     def _generator(self, schema: Any):
         import outlines
         from outlines.types import JsonSchema

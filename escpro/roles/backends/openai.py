@@ -174,6 +174,10 @@ class OpenAIModel:
         return self._session, sem
 
     @property
+    def needs_transcript(self) -> bool:
+        return self.api == "completions"
+
+    @property
     def call_budget_s(self) -> float:
         """The longest one generate() can take: every attempt timing out, plus the backoffs."""
         backoff = sum(self.backoff_s * 2**i for i in range(self.retries))

@@ -157,6 +157,7 @@ class SimModel:
     """The simulator as an in-process RoleModel (backend `sim`)."""
 
     backend = "sim"
+    needs_transcript = False
 
     def __init__(self, model: str = "sim", settings: SimSettings | None = None, *, end_marker: str = "[END]") -> None:
         self.model = model

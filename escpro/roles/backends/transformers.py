@@ -134,6 +134,10 @@ class TransformersModel(BatchingModel):
         return cls(model, tok, model_name=name, structured_backend=b.structured_backend,
                    batch_size=b.batch_size, batch_wait_ms=b.batch_wait_ms, chat_template=b.chat_template)
 
+    @property
+    def needs_transcript(self) -> bool:
+        return not self.use_chat
+
     # --- prompt ---------------------------------------------------------------------------------
     def render(self, req: RoleRequest) -> str:
         if not self.use_chat:

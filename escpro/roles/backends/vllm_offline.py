@@ -75,6 +75,10 @@ class VLLMOfflineModel(BatchingModel):
         return cls(llm, model_name=b.model, chat_template=b.chat_template, lora=lora,
                    batch_size=max(b.batch_size, 1), batch_wait_ms=b.batch_wait_ms)
 
+    @property
+    def needs_transcript(self) -> bool:
+        return not self.use_chat
+
     def group_key(self, req: RoleRequest) -> str:
         return "all"  # one generate call takes a SamplingParams per request
 
