@@ -23,7 +23,14 @@ from typing import Any
 from escpro.roles.api import DialogueContext, Judgement, Outcome, SeekerTurn
 from escpro.roles.base import RoleModel, RoleRequest, RoleResult, Sampling
 from escpro.roles.config import RolesConfig
-from escpro.roles.prompts import Prompt, PromptBuilder, load_templates, template_record
+from escpro.roles.prompts import (
+    SEEKER_LABEL,
+    SUPPORTER_LABEL,
+    Prompt,
+    PromptBuilder,
+    load_templates,
+    template_record,
+)
 from escpro.roles.schemas import REWARD_KEYS
 from escpro.roles.scoring import strategy_prior, turn_reward
 from escpro.roles.text import clean_seeker, clean_supporter
@@ -31,6 +38,7 @@ from escpro.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 _timeout = getattr(asyncio, "timeout", None)
+TURN_STOPS = (f"\n{SEEKER_LABEL}:", f"\n{SUPPORTER_LABEL}:")
 
 
 class ConcreteRoleSet:
@@ -52,9 +60,11 @@ class ConcreteRoleSet:
         self.prompts = PromptBuilder(taxonomy, self.templates, end_marker=cfg.end_marker)
         # Chat backends never read the base-model transcript: skip rendering it for them.
         self._transcript = {r: bool(getattr(m, "needs_transcript", True)) for r, m in models.items()}
+        # Free-text roles stop where a base model would start the other speaker's turn.
         self._sampling = {
             r: Sampling(temperature=cfg.binding(r).temperature, top_p=cfg.binding(r).top_p,
-                        max_tokens=cfg.binding(r).max_tokens, seed=random_seed)
+                        max_tokens=cfg.binding(r).max_tokens, seed=random_seed,
+                        stop=TURN_STOPS if r in ("seeker", "supporter") else ())
             for r in models
         }
         self.stats: dict[str, int] = {"calls": 0, "attempts": 0, "cached": 0, "failed": 0, "retried": 0}
