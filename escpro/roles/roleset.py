@@ -97,6 +97,8 @@ class ConcreteRoleSet:
         # A backend with its own bounded retries (openai) states its worst case; others get timeout_s.
         budget = getattr(model, "call_budget_s", None) or self.cfg.timeout_s
         try:
+            if getattr(model, "handles_timeout", False):  # in-process: timed from batch start
+                return (await model.generate([req]))[0]
             if _timeout is not None:  # asyncio.timeout (3.11+) creates no extra task per call
                 async with _timeout(budget):
                     return (await model.generate([req]))[0]

@@ -125,3 +125,16 @@ def test_gemma3_270m_gguf_all_roles():
     assert scores.ok and list(scores.value) == TAX.names, scores.result.error
     assert judge.ok, judge.result.error
     assert seek.result.status in ("ok", "invalid") and sup.result.status in ("ok", "invalid")
+
+
+def test_slow_generation_times_out_from_batch_start_and_is_recorded(tiny_roleset):
+    rs = tiny_roleset
+    model = rs.models["strategy"]
+    saved = model.timeout_s
+    model.timeout_s = 0.001  # far less than one generate
+    try:
+        out = asyncio.run(rs.score_strategies(ctx(7)))
+    finally:
+        model.timeout_s = saved
+    assert out.value is None and out.result.status == "timeout"
+    assert "longer than" in out.result.error and out.result.attempts == 1

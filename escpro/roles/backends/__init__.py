@@ -27,13 +27,13 @@ def make_model(binding: RoleBinding, *, timeout_s: float = 120.0, end_marker: st
     if b.backend == "transformers":
         from escpro.roles.backends.transformers import TransformersModel
 
-        return TransformersModel.from_binding(b)
+        return TransformersModel.from_binding(b, timeout_s=timeout_s)
     if b.backend == "llamacpp":
         from escpro.roles.backends.llamacpp import LlamaCppModel
 
-        return LlamaCppModel.from_binding(b)
+        return LlamaCppModel.from_binding(b, timeout_s=timeout_s)
     if b.backend == "vllm-offline":
         from escpro.roles.backends.vllm_offline import VLLMOfflineModel
 
-        return VLLMOfflineModel.from_binding(b)
+        return VLLMOfflineModel.from_binding(b, timeout_s=timeout_s)
     raise ConfigError(f"unknown backend '{b.backend}' (use one of {', '.join(BACKENDS)})")

@@ -5,6 +5,11 @@ coroutines each await one request; the coalescer collects what arrives within `b
 (up to `batch_size`), groups requests an engine can run in one call (`group_key`), and runs each
 group with `run_batch` on a single worker thread, so the event loop keeps scheduling trees while
 the model computes.
+
+Timeouts start when a request's batch starts computing, not when it is queued: behind a long
+queue on a CPU, a request is not late, only waiting for its turn (the queue drains, since every
+generate is capped by max_tokens). The RoleSet therefore leaves these backends' timeouts to them
+(`handles_timeout`).
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from escpro.roles.base import RoleRequest, RoleResult
 class BatchingModel:
     backend = "batching"
     model = ""
+    handles_timeout = True
 
-    def __init__(self, *, batch_size: int = 8, batch_wait_ms: float = 5.0) -> None:
+    def __init__(self, *, batch_size: int = 8, batch_wait_ms: float = 5.0, timeout_s: float | None = None) -> None:
+        self.timeout_s = timeout_s
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_ms / 1000.0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"escpro-{self.backend}")
@@ -68,17 +75,19 @@ class BatchingModel:
                     batch.append(await asyncio.wait_for(queue.get(), remaining))
                 except asyncio.TimeoutError:
                     break
-            groups: dict[str, list[tuple[RoleRequest, asyncio.Future]]] = {}
-            for req, fut in batch:
+            groups: dict[str, list[tuple[RoleRequest, asyncio.Future, asyncio.Event]]] = {}
+            for req, fut, started in batch:
                 if not fut.cancelled():
-                    groups.setdefault(self.group_key(req), []).append((req, fut))
+                    groups.setdefault(self.group_key(req), []).append((req, fut, started))
             for items in groups.values():
+                for _, _, started in items:
+                    started.set()
                 try:
-                    results = await loop.run_in_executor(self._executor, self._safe_run, [r for r, _ in items])
+                    results = await loop.run_in_executor(self._executor, self._safe_run, [r for r, _, _ in items])
                 except Exception as exc:  # executor shut down
                     results = [failed(r, "error", f"{type(exc).__name__}: {exc}", backend=self.backend,
-                                      model=self.model) for r, _ in items]
-                for (_, fut), res in zip(items, results):
+                                      model=self.model) for r, _, _ in items]
+                for (_, fut, _), res in zip(items, results):
                     if not fut.done():
                         fut.set_result(res)
 
@@ -90,15 +99,27 @@ class BatchingModel:
             self._worker = loop.create_task(self._worker_loop(self._queue))
         return self._queue
 
+    async def _await_one(self, req: RoleRequest, fut: asyncio.Future, started: asyncio.Event) -> RoleResult:
+        await started.wait()
+        if self.timeout_s is None:
+            return await fut
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
+        except asyncio.TimeoutError:
+            return failed(req, "timeout", f"generation took longer than {self.timeout_s:g} s",
+                          backend=self.backend, model=self.model, latency_ms=self.timeout_s * 1000)
+
     async def generate(self, requests: Sequence[RoleRequest]) -> list[RoleResult]:
         queue = self._ensure_worker()
         loop = asyncio.get_running_loop()
-        futs = []
+        waits = []
         for r in requests:
-            fut = loop.create_future()
-            queue.put_nowait((r, fut))
-            futs.append(fut)
-        return list(await asyncio.gather(*futs))
+            fut, started = loop.create_future(), asyncio.Event()
+            queue.put_nowait((r, fut, started))
+            waits.append(self._await_one(r, fut, started))
+        if len(waits) == 1:
+            return [await waits[0]]
+        return list(await asyncio.gather(*waits))
 
     async def aclose(self) -> None:
         if self._worker is not None and not self._worker.done():

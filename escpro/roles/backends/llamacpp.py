@@ -40,7 +40,8 @@ def import_llama_cpp():
 class LlamaCppModel(BatchingModel):
     backend = "llamacpp"
 
-    def __init__(self, llm: Any, *, model_name: str, chat_template: str = "auto") -> None:
+    def __init__(self, llm: Any, *, model_name: str, chat_template: str = "auto",
+                 timeout_s: float | None = None) -> None:
         import outlines
 
         self.model = model_name
@@ -51,10 +52,10 @@ class LlamaCppModel(BatchingModel):
         self.use_chat = bool(template) and chat_template != "never"
         self.om = outlines.from_llamacpp(llm, chat_mode=self.use_chat)
         self._generators: dict[str, Any] = {}
-        super().__init__(batch_size=1, batch_wait_ms=0.0)
+        super().__init__(batch_size=1, batch_wait_ms=0.0, timeout_s=timeout_s)
 
     @classmethod
-    def from_binding(cls, b: RoleBinding) -> LlamaCppModel:
+    def from_binding(cls, b: RoleBinding, *, timeout_s: float | None = None) -> LlamaCppModel:
         llama_cpp = import_llama_cpp()
         path = Path(b.model).expanduser()
         if b.gguf_file:
@@ -65,7 +66,7 @@ class LlamaCppModel(BatchingModel):
         if b.adapter:
             kw["lora_path"] = b.adapter
         llm = llama_cpp.Llama(model_path=str(path), **kw)
-        return cls(llm, model_name=path.name, chat_template=b.chat_template)
+        return cls(llm, model_name=path.name, chat_template=b.chat_template, timeout_s=timeout_s)
 
     @property
     def needs_transcript(self) -> bool:

@@ -79,6 +79,7 @@ class TransformersModel(BatchingModel):
         batch_size: int = 8,
         batch_wait_ms: float = 5.0,
         chat_template: str = "auto",
+        timeout_s: float | None = None,
     ) -> None:
         import outlines
 
@@ -95,10 +96,10 @@ class TransformersModel(BatchingModel):
             raise ConfigError(f"roles: chat_template: always, but {model_name} has no chat template")
         self.use_chat = has_template and chat_template != "never"
         self._generators: dict[str, Any] = {}
-        super().__init__(batch_size=batch_size, batch_wait_ms=batch_wait_ms)
+        super().__init__(batch_size=batch_size, batch_wait_ms=batch_wait_ms, timeout_s=timeout_s)
 
     @classmethod
-    def from_binding(cls, b: RoleBinding) -> TransformersModel:
+    def from_binding(cls, b: RoleBinding, *, timeout_s: float | None = None) -> TransformersModel:
         try:
             import outlines  # noqa: F401
             import torch
@@ -132,7 +133,8 @@ class TransformersModel(BatchingModel):
         model.eval()
         name = b.model if not b.adapter else f"{b.model}+{Path(b.adapter).name}"
         return cls(model, tok, model_name=name, structured_backend=b.structured_backend,
-                   batch_size=b.batch_size, batch_wait_ms=b.batch_wait_ms, chat_template=b.chat_template)
+                   batch_size=b.batch_size, batch_wait_ms=b.batch_wait_ms, chat_template=b.chat_template,
+                   timeout_s=timeout_s)
 
     @property
     def needs_transcript(self) -> bool:

@@ -50,17 +50,17 @@ class VLLMOfflineModel(BatchingModel):
     backend = "vllm-offline"
 
     def __init__(self, llm: Any, *, model_name: str, chat_template: str = "auto", lora: Any = None,
-                 batch_size: int = 256, batch_wait_ms: float = 5.0) -> None:
+                 batch_size: int = 256, batch_wait_ms: float = 5.0, timeout_s: float | None = None) -> None:
         self.model = model_name
         self.llm = llm
         self.lora = lora
         self.tokenizer = llm.get_tokenizer()
         has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.use_chat = has_template and chat_template != "never"
-        super().__init__(batch_size=batch_size, batch_wait_ms=batch_wait_ms)
+        super().__init__(batch_size=batch_size, batch_wait_ms=batch_wait_ms, timeout_s=timeout_s)
 
     @classmethod
-    def from_binding(cls, b: RoleBinding) -> VLLMOfflineModel:
+    def from_binding(cls, b: RoleBinding, *, timeout_s: float | None = None) -> VLLMOfflineModel:
         vllm = check_vllm_available()
         kw: dict[str, Any] = {"model": b.model, "enable_prefix_caching": True, **b.engine_args}
         if b.dtype != "auto":
@@ -73,7 +73,7 @@ class VLLMOfflineModel(BatchingModel):
             lora = LoRARequest("adapter", 1, b.adapter)
         llm = vllm.LLM(**kw)
         return cls(llm, model_name=b.model, chat_template=b.chat_template, lora=lora,
-                   batch_size=max(b.batch_size, 1), batch_wait_ms=b.batch_wait_ms)
+                   batch_size=max(b.batch_size, 1), batch_wait_ms=b.batch_wait_ms, timeout_s=timeout_s)
 
     @property
     def needs_transcript(self) -> bool:
