@@ -42,6 +42,8 @@ def recipe(backbone: str, mode: str, method: str) -> tuple[str, dict]:
         "deepspeed": "configs/deepspeed/zero2.json",
         "fold_system": "auto",
     }
+    if backbone.startswith("gemma2"):
+        train["attn_implementation"] = "eager"  # transformers' advice for Gemma-2 (logit soft-capping)
     if mode == "lora":
         train.update(lora_rank=int(P.LORA_RANK.value), lora_alpha=float(P.LORA_ALPHA.value),
                      lora_dropout=float(P.LORA_DROPOUT.value), lora_target="all")
@@ -63,6 +65,9 @@ def recipe(backbone: str, mode: str, method: str) -> tuple[str, dict]:
         "# project choices (paper silent): per-device batch, cosine schedule with 10% warmup,",
         f"# max_length {MAX_LENGTH} (LLaMA-Factory cutoff_len default), precomputed reference log-probs.",
     ]
+    if backbone.startswith("gemma2"):
+        head.append("# Gemma-2: official template rejects a system role -> folded into the first user turn (auto);")
+        head.append("# eager attention (transformers' advice for Gemma-2 training).")
     if mode == "lora":
         head.append(f"# LoRA: {P.LORA_ALPHA.source}; {P.LORA_DROPOUT.source}; {P.LORA_RANK.source}; all linear modules")
     head.append(f"# usage: escpro train --config configs/train/{backbone}_{mode}_{method}.yaml --data DIR --out OUT")

@@ -59,6 +59,9 @@ class TrainConfig(Section):
     )
     revision: str | None = Field(None, description="HF revision (branch, tag or commit)")
     trust_remote_code: bool = False
+    attn_implementation: str | None = Field(
+        None, description="e.g. eager (recommended for Gemma-2 training), sdpa, flash_attention_2"
+    )
     init_from: str | None = Field(
         None,
         description="a previous `escpro train` output (e.g. the SFT stage) to start from; its "
@@ -101,7 +104,7 @@ class TrainConfig(Section):
     )
     learning_rate: float = Field(1e-6, gt=0)
     lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, description="stop after N optimizer steps (-1: run the epochs)")

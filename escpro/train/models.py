@@ -117,13 +117,15 @@ def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bo
     return tok
 
 
-def load_model(src: ModelSource, *, dtype: Any = None, trust_remote_code: bool = False) -> Any:
+def load_model(src: ModelSource, *, dtype: Any = None, trust_remote_code: bool = False,
+               attn_implementation: str | None = None) -> Any:
     """The full model with every adapter of `src` merged in."""
     from transformers import AutoModelForCausalLM
 
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            src.base, revision=src.revision, dtype=dtype, trust_remote_code=trust_remote_code
+            src.base, revision=src.revision, dtype=dtype, trust_remote_code=trust_remote_code, **extra
         )
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"model {src.base} cannot be loaded: {_first_line(exc)}") from None

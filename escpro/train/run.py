@@ -85,7 +85,8 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> d
 
     bf16 = (not use_cpu) if cfg.bf16 is None else cfg.bf16
     dtype = torch.bfloat16 if bf16 else torch.float32
-    model = load_model(src, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    model = load_model(src, dtype=dtype, trust_remote_code=cfg.trust_remote_code,
+                       attn_implementation=cfg.attn_implementation)
     model.config.use_cache = False
 
     ref_model, ref_src = None, None
@@ -98,7 +99,8 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> d
         if cfg.ref_model or cfg.mode == "full":
             # Full mode: TRL would reload the reference from config._name_or_path, which for a model
             # merged from an SFT adapter is the BASE; load the starting model explicitly instead.
-            ref_model = load_model(ref_src, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+            ref_model = load_model(ref_src, dtype=dtype, trust_remote_code=cfg.trust_remote_code,
+                                   attn_implementation=cfg.attn_implementation)
         # LoRA without ref_model: the new adapter sits on the starting model (an SFT adapter is
         # already merged into it), so TRL's "adapter disabled" reference IS the starting model.
 
@@ -170,17 +172,18 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> d
     losses = [r["loss"] for r in outputs.step_rows(trainer.state.log_history)]
     if losses:
         summary["first_loss"], summary["last_loss"] = losses[0], losses[-1]
+    sub = "adapter" if cfg.mode == "lora" else "model"
+    if trainer.is_world_process_zero() and (out / sub).exists():
+        shutil.rmtree(out / sub)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(out / sub))  # every rank: ZeRO gathers the weights, rank 0 writes
     if trainer.is_world_process_zero():
-        _save(cfg, trainer, tokenizer, out, src, summary, train_section)
+        _save(cfg, trainer, tokenizer, out, sub, src, summary, train_section)
     return summary
 
 
-def _save(cfg: TrainConfig, trainer: Any, tokenizer: Any, out: Path, src: ModelSource,
+def _save(cfg: TrainConfig, trainer: Any, tokenizer: Any, out: Path, sub: str, src: ModelSource,
           summary: dict[str, Any], train_section: dict[str, Any] | None) -> None:
-    sub = "adapter" if cfg.mode == "lora" else "model"
-    if (out / sub).exists():
-        shutil.rmtree(out / sub)
-    trainer.save_model(str(out / sub))
     tokenizer.save_pretrained(str(out / sub))
     (out / sub / "training_args.bin").unlink(missing_ok=True)  # a pickle; config.yaml says the same
     manifest: dict[str, Any] = {
