@@ -169,6 +169,13 @@ def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
     tax = load_taxonomy(cfg.build.taxonomy)
     seeds = load_seeds(opts.seeds, tax, opts.seeds_format, opts.strict)
     chosen = _select(seeds.dialogues, opts.shard, opts.limit)
+    if not chosen:
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(seeds.dropped.items())) or "none"
+        where = f" in shard {opts.shard[0]}/{opts.shard[1]}" if opts.shard else ""
+        raise BuildError(
+            f"{opts.seeds}: no seed dialogue to build{where} ({seeds.read} read, "
+            f"{len(seeds.dialogues)} kept; dropped: {dropped})"
+        )
     tmpdir = None
     db = opts.db
     if opts.dry_run:

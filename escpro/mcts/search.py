@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from escpro.errors import EscproError
 from escpro.mcts.config import BuildConfig
 from escpro.mcts.tree import (
     Node,
@@ -360,6 +361,8 @@ class TreeSearch:
                 s.iterations = it
                 await self._flush(1)
             await self._flush()
+        except EscproError:  # the store gave up (e.g. the file stayed locked): stop the build
+            raise
         except Exception as exc:  # a bug or an unexpected backend error: fail this tree only
             log.exception("tree %s crashed", s.tree_id)
             s.status, s.error = "failed", f"{type(exc).__name__}: {exc}"

@@ -49,7 +49,7 @@ def connect(
                     f"{path}: still locked by another process after {timeout_s:.0f} s"
                 ) from None
             time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, 0.25)
 
 
 # ---- schema ----

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from escpro.store.db import COLUMNS, arrow_table, connect, ensure_schema
+from escpro.store.db import COLUMNS, StoreError, arrow_table, connect, ensure_schema, is_lock_error
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,13 @@ class Batch:
 
     def rows(self) -> int:
         return len(self.trees) + len(self.nodes) + len(self.judgements) + len(self.calls)
+
+    def merge_newer(self, newer: Batch) -> None:
+        """Append a later batch to this one (its tree and node rows replace ours)."""
+        self.trees.update(newer.trees)
+        self.nodes.update(newer.nodes)
+        self.judgements.extend(newer.judgements)
+        self.calls.extend(newer.calls)
 
     def add(self, delta) -> None:
         self.trees[delta.tree_row["tree_id"]] = dict(delta.tree_row)
@@ -122,6 +129,7 @@ class BatchWriter:
         self._closing = False
         self._lock = asyncio.Lock()
         self.error: BaseException | None = None
+        self._locked_since: float | None = None
 
     async def put(self, delta) -> None:
         if self.error is not None:
@@ -147,13 +155,33 @@ class BatchWriter:
                 self.error = exc
                 return
 
-    async def flush(self) -> None:
+    async def flush(self, final: bool = False) -> None:
+        """Commit what waits. While a reader holds the file, the batch stays in memory and the
+        next interval tries again; only lock_timeout_s without any successful commit is fatal."""
         async with self._lock:
             if not self.pending.rows():
                 return
             batch, self.pending = self.pending, Batch()
             t0 = time.monotonic()
-            await asyncio.to_thread(write_batch, self.path, batch, self.lock_timeout_s)
+            wait = self.lock_timeout_s if final else min(self.lock_timeout_s, self.interval_s)
+            try:
+                await asyncio.to_thread(write_batch, self.path, batch, wait)
+            except StoreError as exc:
+                if not is_lock_error(exc) and "still locked" not in str(exc):
+                    raise
+                batch.merge_newer(self.pending)  # keep order: newer node values win
+                self.pending = batch
+                self._locked_since = self._locked_since or t0
+                waited = time.monotonic() - self._locked_since
+                if final or waited >= self.lock_timeout_s:
+                    raise StoreError(
+                        f"{self.path}: another process kept the file locked for {waited:.0f} s "
+                        f"(build.lock_timeout_s = {self.lock_timeout_s:g}); stopping. Everything "
+                        "committed before is safe: continue with --resume"
+                    ) from None
+                log.info("file locked by a reader; %d rows wait for the next commit", batch.rows())
+                return
+            self._locked_since = None
             self.commits += 1
             self.rows_written += batch.rows()
             log.debug("commit %d: %d rows in %.3fs", self.commits, batch.rows(),
@@ -166,4 +194,4 @@ class BatchWriter:
             await self._task
         if self.error is not None:
             raise self.error
-        await self.flush()
+        await self.flush(final=True)

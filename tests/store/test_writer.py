@@ -1,0 +1,110 @@
+"""The writer: batched upserts, typed arrow rows, ids, and waiting out a reader's lock."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from escpro.mcts.search import Delta
+from escpro.store import ids
+from escpro.store.db import StoreError, connect, ensure_schema
+from escpro.store.writer import Batch, BatchWriter, write_batch
+
+
+def test_ids_round_trip():
+    t = ids.tree_id("0123456789abcdef" * 4, 17)
+    assert t == "0123456789ab-17"
+    assert ids.node_id(t, ()) == "0123456789ab-17/r"
+    assert ids.node_id(t, (0, 3, 12)) == "0123456789ab-17/r.0.3.12"
+    assert ids.parse_node_path("0123456789ab-17/r.0.3.12") == (t, (0, 3, 12))
+    assert ids.parse_node_path(f"{t}/r") == (t, ())
+    assert ids.call_id(t, 4, 2) == "0123456789ab-17:4:2"
+
+
+def node(nid, q, n, kind="expanded"):
+    return {"node_id": nid, "tree_id": "t", "kind": kind, "q": q, "n": n, "depth": nid.count("."),
+            "is_end": False, "is_gold": False}
+
+
+def test_batches_upsert_nodes_and_keep_the_latest_values(tmp_path):
+    db = tmp_path / "w.duckdb"
+    con = connect(db)
+    ensure_schema(con)
+    con.close()
+    b = Batch()
+    b.add(Delta({"tree_id": "t", "status": "running", "iterations": 1},
+                nodes=[node("t/r", 1.0, 101), node("t/r.0", 0.5, 1)],
+                calls=[{"call_id": "t:1:0", "role": "seeker", "status": "ok", "cached": False}]))
+    b.add(Delta({"tree_id": "t", "status": "running", "iterations": 2},
+                nodes=[node("t/r", 0.99, 102)],
+                judgements=[{"node_id": "t/r.0", "iteration": 2, "reward": -0.5, "tree_id": "t",
+                             "turn_offset": 0, "empathy": 2, "information": 2, "humanoid": 3,
+                             "strategy_score": 2}]))
+    assert b.rows() == 1 + 2 + 1 + 1
+    write_batch(db, b, 5)
+    b2 = Batch()
+    b2.add(Delta({"tree_id": "t", "status": "done", "iterations": 3}, nodes=[node("t/r", 0.9, 103)]))
+    write_batch(db, b2, 5)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT node_id, q, n FROM nodes ORDER BY node_id").fetchall() == [
+        ("t/r", 0.9, 103), ("t/r.0", 0.5, 1)]
+    assert con.execute("SELECT status, iterations FROM trees").fetchall() == [("done", 3)]
+    assert con.execute("SELECT typeof(n), typeof(q), typeof(is_end) FROM nodes LIMIT 1").fetchone() == (
+        "INTEGER", "DOUBLE", "BOOLEAN")
+    assert con.execute("SELECT count(*) FROM judgements").fetchone() == (1,)
+    con.close()
+
+
+HOLD = """
+import sys, time, duckdb
+c = duckdb.connect(sys.argv[1], read_only=True)
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold_lock(db, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+@pytest.mark.parametrize("lock_timeout,ok", [(20.0, True), (0.4, False)])
+def test_writer_waits_for_a_reader_then_commits_or_gives_up(tmp_path, lock_timeout, ok):
+    db = tmp_path / "w.duckdb"
+    con = connect(db)
+    ensure_schema(con)
+    con.close()
+    reader = _hold_lock(db, 1.5)
+
+    async def main():
+        w = BatchWriter(db, interval_s=0.1, lock_timeout_s=lock_timeout)
+        w.start()
+        await w.put(Delta({"tree_id": "t", "status": "running", "iterations": 1},
+                          nodes=[node("t/r", 1.0, 100, "root")]))
+        await asyncio.sleep(0.5)  # a few refused commits while the reader holds the file
+        await w.put(Delta({"tree_id": "t", "status": "done", "iterations": 2},
+                          nodes=[node("t/r", 0.5, 101, "root")]))
+        await w.close()
+        return w
+
+    t0 = time.monotonic()
+    try:
+        if ok:
+            w = asyncio.run(main())
+            assert w.commits >= 1 and time.monotonic() - t0 >= 1.0
+            con = duckdb.connect(str(db), read_only=True)
+            assert con.execute("SELECT q, n FROM nodes").fetchall() == [(0.5, 101)]
+            assert con.execute("SELECT status FROM trees").fetchall() == [("done",)]
+            con.close()
+        else:
+            with pytest.raises(StoreError, match="kept the file locked .* continue with --resume"):
+                asyncio.run(main())
+    finally:
+        reader.wait(timeout=30)
