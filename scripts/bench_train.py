@@ -50,15 +50,18 @@ def main() -> None:
         run("dpo-lora-precompute-miss", method="dpo", precompute_ref_log_probs=True),
         run("dpo-lora-precompute-hit", method="dpo", precompute_ref_log_probs=True),
         run("dpo-full-onthefly", method="dpo", mode="full"),
+        run("dpo-full-precompute-miss", method="dpo", mode="full", precompute_ref_log_probs=True,
+            ref_cache_dir=str(tmp / "refcache-full")),
         run("dpo-full-precompute-hit", method="dpo", mode="full", precompute_ref_log_probs=True,
             ref_cache_dir=str(tmp / "refcache-full")),
     ]
-    rows[-1] = run("dpo-full-precompute-hit", method="dpo", mode="full", precompute_ref_log_probs=True,
-                   ref_cache_dir=str(tmp / "refcache-full"))
     base = rows[0]["seconds"]
     for r in rows:
         r["vs_onthefly_lora"] = round(r["seconds"] / base, 2)
-    print(json.dumps({"dialogues": args.dialogues, "steps": args.steps, "rows": rows}, indent=1))
+    print("\n# bench_train (tiny model, one process)")
+    for r in rows:
+        print(f"{r['run']:28s} {r['seconds']:7.2f} s  x{r['vs_onthefly_lora']:.2f}  cache hits={r['ref_cache']}")
+    print("BENCH_JSON " + json.dumps({"dialogues": args.dialogues, "steps": args.steps, "rows": rows}))
 
 
 if __name__ == "__main__":

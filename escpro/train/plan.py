@@ -85,6 +85,11 @@ def resolve_plan(cfg: TrainConfig, *, load_data: bool = True) -> tuple[dict[str,
     ds = read_deepspeed(cfg.deepspeed)
     plan["deepspeed"] = f"ZeRO-{ds['zero_optimization'].get('stage')}" if ds else None
 
+    if cfg.method == "kto" and cfg.per_device_batch_size < 2:
+        raise ConfigError(
+            "train: kto needs per_device_batch_size >= 2 (TRL estimates its KL term from mismatched "
+            "pairs within a per-device batch)"
+        )
     ws = world_size()
     try:
         accum = cfg.accumulation(ws)

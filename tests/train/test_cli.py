@@ -99,6 +99,7 @@ def bad(tmp_path, extract_dir):
     (["--data", "{x}", "--model", "{b}"], "has no config.json"),
     (["--data", "{x}", "learning_rat=1e-5"], "train.learning_rat: unknown key"),
     (["--data", "{x}", "global_batch_size=3"], "global_batch_size 3 is not a multiple"),
+    (["--data", "{x}", "--method", "kto", "per_device_batch_size=1"], "kto needs per_device_batch_size >= 2"),
     (["--data", "{x}", "deepspeed=nope.json"], "deepspeed config nope.json: file not found"),
     (["--data", "{x}", "init_from={b}"], "not an `escpro train` output"),
     (["--data", "{x}", "--resume-from-checkpoint"], "no checkpoint-* directory"),
@@ -124,6 +125,6 @@ def test_recipe_alias_conflict_and_cli_alias_override(tmp_path, extract_dir):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("train:\n  model: tiny\n  pref_beta: 0.3\n  beta: 0.2\n")
     assert "pref_beta (alias of beta) and beta disagree" in _err(run("--config", recipe, "--check"))
-    recipe.write_text("train:\n  model: tiny\n  method: kto\n  kto_chosen_weight: 0.7\n")
+    recipe.write_text("train:\n  model: tiny\n  method: kto\n  per_device_batch_size: 2\n  kto_chosen_weight: 0.7\n")
     res = run("--config", recipe, "--check", "--json", "desirable_weight=0.9")
     assert json.loads(res.output)["loss"]["desirable_weight"] == 0.9
