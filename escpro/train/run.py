@@ -197,7 +197,14 @@ def _save(cfg: TrainConfig, trainer: Any, tokenizer: Any, out: Path, sub: str, s
         manifest.update(base=src.base, revision=src.revision, adapters=[*src.adapters, str((out / sub).resolve())])
     else:
         manifest.update(base=str((out / sub).resolve()), revision=None, adapters=[])
-    if cfg.merge:
+    stacked = cfg.mode == "lora" and bool(src.adapters)
+    if stacked and not cfg.merge:
+        # This adapter applies to base + the init_from adapters, not to the base alone: a loader
+        # given only (base, adapter/) would build the wrong model, so the merged model is saved.
+        summary.setdefault("data_notes", []).append(
+            "merged/ written automatically: adapter/ was trained on top of the init_from model, "
+            "so it does not apply to the bare base")
+    if cfg.merge or stacked:
         if cfg.mode == "lora":
             merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
             merged.save_pretrained(str(out / "merged"))

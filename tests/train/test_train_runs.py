@@ -104,6 +104,8 @@ def test_sft_then_dpo_uses_the_sft_model_as_reference(make_cfg, tiny_model, extr
     manifest = json.loads((Path(dpo["out"]) / "escpro_train.json").read_text())
     if mode == "lora":  # rebuilding the DPO model stacks SFT adapter then DPO adapter on the base
         assert manifest["adapters"][0].endswith("sft/adapter") and len(manifest["adapters"]) == 2
+        # ...and since adapter/ alone does not apply to the bare base, merged/ is written anyway
+        assert manifest["merged"] == "merged" and (Path(dpo["out"]) / "merged" / "model.safetensors").is_file()
 
 
 def test_reference_logps_cache_is_reused_by_the_next_run(make_cfg, tmp_path):
