@@ -20,6 +20,8 @@ SEARCH_KEYS = (
     "taxonomy",
     "reuse_answers",
     "max_consecutive_failures",
+    "tree_parallel",
+    "virtual_loss",
 )
 
 
@@ -39,6 +41,14 @@ class BuildConfig(Section):
     concurrent_trees: int = Field(64, ge=1, description="tree searches in flight at once")
     reuse_answers: bool = Field(True, description="answer identical requests within a tree once")
     taxonomy: str = "cso8"
+    tree_parallel: int = Field(
+        1, ge=1, le=64,
+        description="iterations of one tree in flight (virtual loss); 1 = the paper's sequential "
+        "search, the only mode whose resume is replay-exact",
+    )
+    virtual_loss: float = Field(
+        1.0, ge=0, description="reward each in-flight selection counts as, negated (tree_parallel > 1)"
+    )
     max_consecutive_failures: int = Field(
         5, ge=1, description="iterations in a row without progress before a tree is marked failed"
     )

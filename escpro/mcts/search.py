@@ -15,6 +15,7 @@ mark the tree failed with the last error; other trees go on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -304,11 +305,14 @@ class TreeSearch:
         return ctxs
 
     async def iteration(self, it: int) -> None:
-        """Select a leaf by PUCB; extend it if unexpanded; an end node is judged once and
-        backpropagated; otherwise expand it, extend the highest-prior child, and judge it once
-        (end) or roll out and backpropagate the mean of r + 1 judgements from the child."""
+        """Select a leaf by PUCB, then run the rest of the iteration from it."""
         self.world.rec.start_iteration(it)
-        leaf = select(self.s.root, self.cfg.c)[-1]
+        await self._iterate(select(self.s.root, self.cfg.c)[-1], it)
+
+    async def _iterate(self, leaf: Node, it: int) -> None:
+        """Extend the leaf if unexpanded; an end node is judged once and backpropagated;
+        otherwise expand it, extend the highest-prior child, and judge it once (end) or roll
+        out and backpropagate the mean of r + 1 judgements from the child."""
         if leaf.kind == "unexpanded":
             await self._extend(leaf, it)
         if leaf.is_end:
@@ -322,6 +326,84 @@ class TreeSearch:
             return
         ctxs = await self._rollout(child)
         await self._judge_and_backprop(child, ctxs, it)
+
+    def _iteration_failed(self, exc: IterationFailed) -> bool:
+        """Count a failed iteration; True when the tree must now be marked failed."""
+        s = self.s
+        s.consecutive_failures += 1
+        s.failed_iterations += 1
+        s.error = str(exc)
+        if s.consecutive_failures >= self.cfg.max_consecutive_failures:
+            s.status = "failed"
+            s.error = f"{s.consecutive_failures} iterations in a row failed; last: {exc}"
+            return True
+        return False
+
+    async def _run_sequential(self) -> None:
+        s = self.s
+        while True:
+            reason = stop_reason(s.iterations, s.end_count, self.rules)
+            if reason is not None:
+                s.status, s.stop_reason = "done", reason
+                return
+            it = s.iterations + 1
+            try:
+                await self.iteration(it)
+                s.consecutive_failures = 0
+            except IterationFailed as exc:
+                if self._iteration_failed(exc):
+                    s.iterations = it
+                    return
+            s.iterations = it
+            await self._flush(1)
+
+    async def _parallel_one(self, path: list[Node], it: int) -> None:
+        self.world.rec.start_iteration(it)
+        try:
+            await self._iterate(path[-1], it)
+            self.s.consecutive_failures = 0
+        except IterationFailed as exc:
+            self._iteration_failed(exc)
+        finally:
+            for nd in path:
+                nd.vl -= 1
+            path[-1].busy = False
+        await self._flush(1)
+
+    async def _run_parallel(self) -> None:
+        """Tree-parallel search: up to `tree_parallel` iterations of this tree in flight. Each
+        selection adds a virtual loss along its path and reserves its leaf (busy), so the next
+        selections spread out. Iteration numbers are allocated at selection time (so call ids
+        never repeat, even after a resume); replay after a crash is valid but not identical."""
+        s, cfg = self.s, self.cfg
+        inflight: set[asyncio.Task] = set()
+        try:
+            while True:
+                while len(inflight) < cfg.tree_parallel and s.status != "failed":
+                    reason = stop_reason(s.iterations, s.end_count, self.rules)
+                    if reason is not None:
+                        break
+                    path = select(s.root, cfg.c, cfg.virtual_loss)
+                    if path is None:
+                        break  # everything selectable is being worked on
+                    for nd in path:
+                        nd.vl += 1
+                    path[-1].busy = True
+                    s.iterations += 1
+                    inflight.add(asyncio.create_task(self._parallel_one(path, s.iterations)))
+                if not inflight:
+                    break
+                done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    t.result()
+        finally:
+            for t in inflight:
+                t.cancel()
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
+        if s.status != "failed":
+            s.status = "done"
+            s.stop_reason = stop_reason(s.iterations, s.end_count, self.rules) or "nothing_selectable"
 
     # ---- the whole search ----
     async def run(self) -> TreeState:
@@ -338,28 +420,11 @@ class TreeSearch:
                     await self._flush()
                     return s
                 await self._flush()
-            while True:
-                reason = stop_reason(s.iterations, s.end_count, self.rules)
-                if reason is not None:
-                    s.status, s.stop_reason = "done", reason
-                    break
-                it = s.iterations + 1
-                try:
-                    await self.iteration(it)
-                    s.consecutive_failures = 0
-                except IterationFailed as exc:
-                    s.consecutive_failures += 1
-                    s.failed_iterations += 1
-                    s.error = str(exc)
-                    if s.consecutive_failures >= self.cfg.max_consecutive_failures:
-                        s.iterations = it
-                        s.status = "failed"
-                        s.error = (
-                            f"{s.consecutive_failures} iterations in a row failed; last: {exc}"
-                        )
-                        break
-                s.iterations = it
-                await self._flush(1)
+            s.status = "running"
+            if self.cfg.tree_parallel > 1:
+                await self._run_parallel()
+            else:
+                await self._run_sequential()
             await self._flush()
         except EscproError:  # the store gave up (e.g. the file stayed locked): stop the build
             raise

@@ -31,6 +31,10 @@ class Node:
     is_gold: bool = False
     created_iter: int = 0
     strategy_score: int | None = None
+    # Tree-parallel search only (never stored): selections in flight through this node, and
+    # whether an in-flight iteration is working on it (its subtree is then not selectable).
+    vl: int = 0
+    busy: bool = False
     parent: Node | None = field(default=None, repr=False)
     children: list[Node] = field(default_factory=list, repr=False)
 
@@ -57,27 +61,56 @@ def pucb(q: float, n: int, prior: float, parent_n: int, c: float) -> float:
     return q + c * prior * math.sqrt(parent_n) / (1 + n)
 
 
-def best_child_pucb(node: Node, c: float) -> Node:
-    """The child with the largest PUCB; the first (lowest child index) wins a tie."""
+def with_virtual_loss(q: float, n: int, vl: int, loss: float) -> tuple[float, int]:
+    """Q and N as seen by a concurrent selection: each of the `vl` selections in flight counts
+    as a visit with reward -loss. Without any in flight the values are returned unchanged."""
+    if vl == 0:
+        return q, n
+    return (q * n - vl * loss) / (n + vl), n + vl
+
+
+def best_child_pucb(node: Node, c: float, loss: float = 0.0) -> Node | None:
+    """The child with the largest PUCB; the first (lowest child index) wins a tie. Busy
+    children (tree-parallel search) are skipped; None when every child is busy."""
     if not node.children:
         raise ValueError("node has no children")
-    best, best_v = node.children[0], -math.inf
+    best, best_v = None, -math.inf
+    _, parent_n = with_virtual_loss(node.q, node.n, node.vl, loss)
     for ch in node.children:
-        v = pucb(ch.q, ch.n, ch.prior, node.n, c)
-        if v > best_v:
+        if ch.busy:
+            continue
+        q, n = with_virtual_loss(ch.q, ch.n, ch.vl, loss)
+        v = pucb(q, n, ch.prior, parent_n, c)
+        if best is None or v > best_v:
             best, best_v = ch, v
     return best
 
 
-def select(root: Node, c: float) -> list[Node]:
+def select(root: Node, c: float, loss: float = 0.0) -> list[Node] | None:
     """Selection: from the root, follow the largest PUCB until a node without children.
-    Returns the path root..leaf."""
-    path = [root]
-    node = root
-    while node.children:
-        node = best_child_pucb(node, c)
-        path.append(node)
-    return path
+    Returns the path root..leaf.
+
+    Tree-parallel search marks nodes busy; a branch that leads only to busy nodes is then left
+    for the next-best sibling, and None means nothing is selectable right now. Without busy
+    nodes this is exactly the greedy descent.
+    """
+    if root.busy:
+        return None
+    if not root.children:
+        return [root]
+    _, parent_n = with_virtual_loss(root.q, root.n, root.vl, loss)
+    scored = []
+    for ch in root.children:
+        if ch.busy:
+            continue
+        q, n = with_virtual_loss(ch.q, ch.n, ch.vl, loss)
+        scored.append((-pucb(q, n, ch.prior, parent_n, c), ch.path[-1], ch))
+    scored.sort(key=lambda t: (t[0], t[1]))
+    for _, _, ch in scored:
+        sub = select(ch, c, loss)
+        if sub is not None:
+            return [root, *sub]
+    return None
 
 
 def updated_value(q: float, n: int, reward: float) -> tuple[float, int]:

@@ -9,6 +9,7 @@ replayed iteration after a crash writes exactly the rows the lost one would have
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,28 +80,59 @@ def node_utterances(node: Node, gold_tails: dict[tuple[int, ...], tuple[Utteranc
 
 
 @dataclass
+class _IterCalls:
+    """The calls of one iteration: its number and the next call's position in it."""
+
+    iteration: int
+    seq: int = 0
+    last_error: str | None = None
+
+
+# The current iteration of the running task: with tree-parallel search several iterations of
+# one tree run as separate tasks, each numbering its own calls.
+_CURRENT: contextvars.ContextVar[_IterCalls | None] = contextvars.ContextVar(
+    "escpro_iteration_calls", default=None
+)
+
+
+@dataclass
 class CallRecorder:
     """Collects llm_calls rows of one tree; the search drains them at each commit point."""
 
     run_id: str
     tree_id: str
     rows: list[dict]
-    seq: int = 0
-    iteration: int = 0
     failures: int = 0
-    last_error: str | None = None
 
     def start_iteration(self, iteration: int) -> None:
-        self.iteration, self.seq = iteration, 0
+        """Number the calls of the current task from 0 under `iteration`."""
+        _CURRENT.set(_IterCalls(iteration))
+
+    @property
+    def _cur(self) -> _IterCalls:
+        cur = _CURRENT.get()
+        if cur is None:
+            cur = _IterCalls(0)
+            _CURRENT.set(cur)
+        return cur
+
+    @property
+    def iteration(self) -> int:
+        return self._cur.iteration
+
+    @property
+    def last_error(self) -> str | None:
+        return self._cur.last_error
 
     def next_meta(self, path: tuple[int, ...] | None) -> dict[str, Any]:
-        cid = call_id(self.tree_id, self.iteration, self.seq)
-        self.seq += 1
+        cur = self._cur
+        cid = call_id(self.tree_id, cur.iteration, cur.seq)
+        cur.seq += 1
         return {
             "call_id": cid,
             "tree_id": self.tree_id,
             "node_id": node_id(self.tree_id, path) if path is not None else None,
-            "iteration": self.iteration,
+            "iteration": cur.iteration,
         }
 
     def record(self, meta: dict[str, Any], outcome: Outcome) -> None:
@@ -108,7 +140,7 @@ class CallRecorder:
         req = r.request
         if r.status != "ok" or outcome.value is None:
             self.failures += 1
-            self.last_error = f"{req.role}: {r.status}: {r.error or 'no value'}"
+            self._cur.last_error = f"{req.role}: {r.status}: {r.error or 'no value'}"
         self.rows.append(
             {
                 "call_id": meta["call_id"],

@@ -41,11 +41,13 @@ class ScriptedRoleSet:
         self.sent = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.iters_in_flight: dict[int, int] = {}
+        self.max_iters_in_flight = 0
 
     def prior(self, scores):
         return strategy_prior(scores, 5.0)
 
-    async def _call(self, role, ctx, extra, make, cache):
+    async def _call(self, role, ctx, extra, make, cache, meta=None):
         msgs = tuple({"role": u.speaker, "content": f"{u.strategy}|{u.text}"} for u in ctx.history)
         req = RoleRequest(role, msgs + ({"role": "x", "content": str(extra)},))
         key = req.key("scripted")
@@ -58,8 +60,14 @@ class ScriptedRoleSet:
         self.log.append((role, ctx, extra))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        it = (meta or {}).get("iteration", -1)
+        self.iters_in_flight[it] = self.iters_in_flight.get(it, 0) + 1
+        self.max_iters_in_flight = max(self.max_iters_in_flight, len(self.iters_in_flight))
         await asyncio.sleep(0)
         self.in_flight -= 1
+        self.iters_in_flight[it] -= 1
+        if not self.iters_in_flight[it]:
+            del self.iters_in_flight[it]
         if self.fail_fn(role, ctx, idx):
             return Outcome(None, RoleResult(req, "error", error="scripted failure",
                                             backend="scripted", model="scripted"))
@@ -71,25 +79,25 @@ class ScriptedRoleSet:
         return Outcome(value, res)
 
     async def score_strategies(self, ctx, *, meta=None, cache=None):
-        return await self._call("strategy", ctx, None, lambda: dict(self.scores_fn(ctx)), cache)
+        return await self._call("strategy", ctx, None, lambda: dict(self.scores_fn(ctx)), cache, meta)
 
     async def support(self, ctx, strategy, *, meta=None, cache=None):
         n = sum(1 for u in ctx.history if u.speaker == "supporter")
-        return await self._call("supporter", ctx, strategy, lambda: f"sup{n}-{strategy}", cache)
+        return await self._call("supporter", ctx, strategy, lambda: f"sup{n}-{strategy}", cache, meta)
 
     async def seek(self, ctx, *, meta=None, cache=None):
         def make():
             end = self.ends_fn(ctx)
             return SeekerTurn("" if end else f"seek{len(ctx.history)}", end)
 
-        return await self._call("seeker", ctx, None, make, cache)
+        return await self._call("seeker", ctx, None, make, cache, meta)
 
     async def judge(self, ctx, *, meta=None, cache=None):
         def make():
             lv = LEVEL[last_supporter(ctx).strategy]
             return Judgement(lv, lv, lv, lv, turn_reward(lv, lv, lv, lv))
 
-        return await self._call("reward", ctx, None, make, cache)
+        return await self._call("reward", ctx, None, make, cache, meta)
 
     async def aclose(self):
         pass

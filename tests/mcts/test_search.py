@@ -223,3 +223,23 @@ def test_gold_init_asks_failed_turns_again(scripted, make_dialogue):
     asyncio.run(search.run())
     assert search.s.status == "failed"
     assert search.s.error.startswith("gold initialisation: strategy scoring failed at gold turn 1")
+
+
+def test_tree_parallel_search_keeps_the_tree_consistent(scripted, make_dialogue):
+    roles = scripted(scores=lambda ctx: {"A": 4, "B": 3, "C": 2})
+    search, deltas = make_search(roles, make_dialogue(), max_iterations=30, tree_parallel=4,
+                                 cache=False)
+    asyncio.run(search.run())
+    s = search.s
+    assert s.status == "done" and s.iterations == 30 and s.stop_reason == "max_iterations"
+    assert roles.max_iters_in_flight >= 2  # iterations of one tree really overlapped
+    nodes = list(walk(s.root))
+    assert all(nd.vl == 0 and not nd.busy for nd in nodes)
+    judged = {j["iteration"] for d in deltas for j in d.judgements}
+    assert s.root.n == 100 + len(judged)
+    for nd in nodes:  # N of a node = its own backprops + its children's (gold: + 100)
+        if nd.children and not nd.is_gold:
+            assert nd.n >= sum(ch.n for ch in nd.children)
+    ids = [c["call_id"] for d in deltas for c in d.calls]
+    assert len(ids) == len(set(ids))
+    assert s.node_count == len(nodes)
