@@ -103,12 +103,13 @@ def test_gemma3_270m_gguf_all_roles():
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     path = gg.assemble()
-    b = RoleBinding(backend="transformers", model=str(path), max_tokens=24, batch_wait_ms=30)
+    b = RoleBinding(backend="transformers", model=str(path), max_tokens=16, batch_wait_ms=30)
     cfg = RolesConfig(
         seeker=b, supporter=b,
-        strategy=b.model_copy(update={"temperature": 0.0, "max_tokens": 160}),
-        reward=b.model_copy(update={"temperature": 0.0, "max_tokens": 48}),
+        strategy=b.model_copy(update={"temperature": 0.0, "max_tokens": 100}),
+        reward=b.model_copy(update={"temperature": 0.0, "max_tokens": 40}),
         max_retries=0,
+        timeout_s=1200,  # ~1 s per constrained token on a busy 2-core CPU
     )
     rs = build_roleset(cfg, TAX)
     model = rs.models["reward"]
