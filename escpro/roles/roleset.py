@@ -152,13 +152,18 @@ class ConcreteRoleSet:
     ) -> Outcome[Any]:
         attempts = 1 + self.cfg.max_retries
         result: RoleResult | None = None
+        sent = 0  # requests actually sent, including a backend's own transport retries
+        spent_ms = 0.0
         for i in range(attempts):
             attempt_req = req if i == 0 else self._retry_request(req, i)
             self.stats["attempts"] += 1
             if i:
                 self.stats["retried"] += 1
             result = await self._attempt(model, attempt_req)
-            result.attempts = i + 1
+            sent += max(1, result.attempts)
+            spent_ms += result.latency_ms
+            result.attempts = sent
+            result.latency_ms = spent_ms
             if result.status == "ok":
                 try:
                     value = parse(result)
