@@ -162,7 +162,56 @@ def _progress_factory(total: int, enabled: bool) -> tuple[Callable | None, Calla
 
 
 def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
-    """Run (or resume, or plan) a build; returns the summary printed by the command."""
+    """Run (or resume, or plan) a build; returns the summary printed by the command.
+
+    A build holds `<db>.lock` (an OS file lock, released even on kill -9) for its whole run, so
+    two builds never write one file; `escpro query` does not need it."""
+    if opts.dry_run or opts.db is None:
+        return _run_build(opts, progress, roleset)
+    lock = BuildLock(Path(opts.db))
+    lock.acquire()
+    try:
+        return _run_build(opts, progress, roleset)
+    finally:
+        lock.release()
+
+
+class BuildLock:
+    def __init__(self, db: Path):
+        self.path = db.with_name(db.name + ".lock")
+        self._fh = None
+
+    def acquire(self) -> None:
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")  # noqa: SIM115 (held for the whole build)
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise BuildError(
+                f"{self.path.with_suffix('')}: another escpro build (pid {holder}) is writing "
+                "this file; wait for it or stop it first"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            # The file stays (removing it would race with a starting build); the OS lock on it
+            # is what counts, and it is gone with the process, even after kill -9.
+            self._fh.close()
+            self._fh = None
+
+
+def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
     from escpro.seeds.load import load_seeds
 
     cfg = opts.config

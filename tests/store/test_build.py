@@ -140,3 +140,23 @@ def test_dry_run_writes_nothing_and_reports_cost(tmp_path, seeds_file, build_hel
     assert s["dry_run"] and s["db"] is None and s["total_tokens"] > 0
     assert set(s["calls"]) == {"seeker", "supporter", "strategy", "reward"}
     assert list(tmp_path.glob("*.duckdb")) == []
+
+
+def test_build_from_real_esconv_seeds(tmp_path, shared_data, repo_dir):
+    """Real-format seeds (greetings, merged turns, context-only turns) become gold paths."""
+    cfg = load_config(repo_dir / "configs/build/tiny.yaml", {"build": {"taxonomy": "esconv8"}})
+    db = tmp_path / "t.duckdb"
+    s = run_build(BuildOptions(seeds=shared_data / "esconv_valid_sample.jsonl", db=db,
+                               config=cfg, limit=3, random_seed=0))
+    assert s["trees"]["done"] == 3
+    from escpro.seeds.load import load_seeds
+
+    dialogues = load_seeds(shared_data / "esconv_valid_sample.jsonl", "esconv8").dialogues[:3]
+    for d in dialogues:
+        tid = f"{s['seeds']['sha256'][:12]}-{d.index}"
+        gold = q(db, "SELECT strategy, supporter_text FROM nodes WHERE tree_id = ? AND is_gold "
+                     "AND depth > 0 ORDER BY depth", [tid])
+        want = [(d.turns[i].strategy, d.turns[i].text) for i in d.gold_supporter_indices]
+        assert gold == want
+        assert q(db, "SELECT kind FROM nodes WHERE tree_id = ? AND is_gold ORDER BY depth DESC "
+                     "LIMIT 1", [tid]) == [("end",)]

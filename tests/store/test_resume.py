@@ -71,6 +71,10 @@ def test_kill9_then_resume_gives_identical_nodes(tmp_path, build_helpers):
             if rows[0][0] >= 20 and len(seen) >= 2:
                 break
         assert proc.poll() is None, "the build finished before it could be killed"
+        # a second build on the same file is refused while the first runs
+        second = run_cli(["build", "--seeds", seeds, "--db", db, "--config", cfg, "--resume",
+                          "--no-progress"])
+        assert second.returncode != 0 and "another escpro build" in second.stderr
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
