@@ -319,7 +319,7 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
                              cfg.build.lock_timeout_s)
         writer.start()
         sched = Scheduler(roleset, cfg.build, writer.put, run_id,
-                          progress=_skip_finished(update))
+                          progress=update)
         try:
             return await sched.run(jobs)
         finally:
@@ -355,16 +355,6 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
     if tmpdir is not None:
         tmpdir.cleanup()
     return summary
-
-
-def _skip_finished(update):
-    if update is None:
-        return None
-
-    def cb(stats, finished):
-        update(stats, finished)
-
-    return cb
 
 
 def _db_summary(db: Path, tids: list[str]) -> dict:
