@@ -15,7 +15,6 @@ mark the tree failed with the last error; other trees go on.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -357,54 +356,6 @@ class TreeSearch:
             s.iterations = it
             await self._flush(1)
 
-    async def _parallel_one(self, path: list[Node], it: int) -> None:
-        self.world.rec.start_iteration(it)
-        try:
-            await self._iterate(path[-1], it)
-            self.s.consecutive_failures = 0
-        except IterationFailed as exc:
-            self._iteration_failed(exc)
-        finally:
-            for nd in path:
-                nd.vl -= 1
-            path[-1].busy = False
-        await self._flush(1)
-
-    async def _run_parallel(self) -> None:
-        """Tree-parallel search: up to `tree_parallel` iterations of this tree in flight. Each
-        selection adds a virtual loss along its path and reserves its leaf (busy), so the next
-        selections spread out. Iteration numbers are allocated at selection time (so call ids
-        never repeat, even after a resume); replay after a crash is valid but not identical."""
-        s, cfg = self.s, self.cfg
-        inflight: set[asyncio.Task] = set()
-        try:
-            while True:
-                while len(inflight) < cfg.tree_parallel and s.status != "failed":
-                    reason = stop_reason(s.iterations, s.end_count, self.rules)
-                    if reason is not None:
-                        break
-                    path = select(s.root, cfg.c, cfg.virtual_loss)
-                    if path is None:
-                        break  # everything selectable is being worked on
-                    for nd in path:
-                        nd.vl += 1
-                    path[-1].busy = True
-                    s.iterations += 1
-                    inflight.add(asyncio.create_task(self._parallel_one(path, s.iterations)))
-                if not inflight:
-                    break
-                done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
-                for t in done:
-                    t.result()
-        finally:
-            for t in inflight:
-                t.cancel()
-            if inflight:
-                await asyncio.gather(*inflight, return_exceptions=True)
-        if s.status != "failed":
-            s.status = "done"
-            s.stop_reason = stop_reason(s.iterations, s.end_count, self.rules) or "nothing_selectable"
-
     # ---- the whole search ----
     async def run(self) -> TreeState:
         s = self.s
@@ -422,7 +373,9 @@ class TreeSearch:
                 await self._flush()
             s.status = "running"
             if self.cfg.tree_parallel > 1:
-                await self._run_parallel()
+                from escpro.mcts.parallel import run_parallel
+
+                await run_parallel(self)
             else:
                 await self._run_sequential()
             await self._flush()
