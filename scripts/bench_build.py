@@ -1,0 +1,469 @@
+"""Build throughput: escpro's scheduler vs. a baseline that works like the authors' released code.
+
+Both arms build the same synthetic seeds with the same search (escpro's TreeSearch, same build
+config, answer reuse off unless --reuse) against the simulator served as a real HTTP server on
+loopback (`escpro serve --engine sim`, a separate process, so its CPU is not counted), with a
+fixed per-call latency and a fixed number of slots (calls beyond it queue in the server):
+
+  escpro    `escpro build` as a library call (escpro.mcts.runner.run_build): every tree on one
+            event loop, all calls in flight together through the aiohttp `openai` backend, every
+            node and call committed to a DuckDB file.
+  baseline  10 worker threads, one tree per worker at a time, one blocking call at a time per
+            worker (each worker has its own event loop and an `openai` backend with concurrency
+            1, so even the judgements escpro sends together go one by one): PAPER_NOTES.md
+            section 7's profile of the authors' code. Its rows are kept in memory (the authors'
+            code writes no database; the arm is latency-bound either way).
+
+Reported: wall time of each arm, calls sent (counted by the server), the lower bound on the
+wall time any client could reach on this server (`bound_s`: the larger of calls x latency /
+capacity and the longest tree's chain of dependent calls x latency, the chain counted from the
+run: concurrent calls of one tree count as one step), efficiency = bound_s / wall_s, and the
+escpro process's own CPU per call (client, search, storage; time.process_time over the build).
+
+    python scripts/bench_build.py                 # defaults: 64 seeds x 8 turns, 10 iterations, 100 ms, 64 slots
+    python scripts/bench_build.py --latency-ms 20 --json
+    python scripts/bench_build.py --reuse --skip-baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASELINE_WORKERS = 10  # the authors' released code: a pool of 10 worker threads
+
+
+# ---------------------------------------------------------------------------------------------
+# The bound (pure)
+# ---------------------------------------------------------------------------------------------
+def bound_s(calls: int, chains: Sequence[int], latency_s: float, capacity: int) -> float:
+    """The shortest wall time any client could reach: the server answers at most `capacity`
+    calls per `latency_s`, and a tree's dependent calls (its chain of steps; concurrent calls of
+    one tree are one step) take `latency_s` each, one after the other."""
+    if capacity < 1:
+        raise ValueError("capacity must be >= 1")
+    throughput = calls * latency_s / capacity
+    chain = max(chains, default=0) * latency_s
+    return max(throughput, chain)
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic seeds
+# ---------------------------------------------------------------------------------------------
+def seed_records(n: int, turns: int, strategies: Sequence[str]) -> list[dict]:
+    """n seed dialogues: greeting, first seeker turn, then `turns` strategy-labelled supporter
+    turns each followed by a seeker turn (texts of realistic length, all distinct)."""
+    out = []
+    for i in range(n):
+        t = [
+            {"speaker": "supporter", "text": "Hi, thanks for reaching out. What's on your mind today?"},
+            {"speaker": "seeker", "text": f"I've been struggling with problem number {i} at work and "
+                                          "it keeps me awake at night; I don't know who to talk to."},
+        ]
+        for k in range(turns):
+            t.append({"speaker": "supporter", "strategy": strategies[(i + k) % len(strategies)],
+                      "text": f"That sounds really hard (seed {i}, turn {k}). It makes sense that you "
+                              "feel this way, and I'm glad you told me about it."})
+            t.append({"speaker": "seeker", "text": f"Yeah, turn {k} of seed {i}: I guess I just feel "
+                                                   "stuck and tired of pretending everything is fine."})
+        out.append({"seed_id": f"bench-{i}", "scene": "Work stress",
+                    "situation": f"Seeker {i} is overwhelmed at work and sleeps badly.", "turns": t})
+    return out
+
+
+def write_seeds(path: Path, n: int, turns: int) -> Path:
+    from escpro.taxonomy import load_taxonomy
+
+    names = list(load_taxonomy("cso8").names)
+    path.write_text("".join(json.dumps(r) + "\n" for r in seed_records(n, turns, names)), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The sim server (a separate process)
+# ---------------------------------------------------------------------------------------------
+class SimServer:
+    """`escpro serve --engine sim` in a subprocess; its CPU is not this process's."""
+
+    def __init__(self, latency_ms: float, capacity: int, workdir: Path):
+        self.latency_ms = latency_ms
+        self.capacity = capacity
+        self.eps = workdir / "endpoints.json"
+        self.proc: subprocess.Popen | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> SimServer:
+        cmd = [sys.executable, "-m", "escpro", "serve", "--engine", "sim", "--port", "0",
+               "--latency-ms", str(self.latency_ms), "--capacity", str(self.capacity),
+               "--endpoints-out", str(self.eps)]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        deadline = time.monotonic() + 60
+        while not self.eps.exists():
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace")[-500:] if self.proc.stderr else ""
+                raise RuntimeError(f"sim server exited (code {self.proc.returncode}): {err}")
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("sim server did not start within 60 s")
+            time.sleep(0.05)
+        time.sleep(0.05)  # the file is written once the server listens; let the write finish
+        self.base_url = json.loads(self.eps.read_text())["seeker"]["base_url"]
+        return self
+
+    def cpu_s(self) -> float:
+        """The server process's CPU time so far (user + system, from /proc; 0 where unavailable)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, AttributeError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def requests(self) -> int:
+        """Calls the server has received so far (its /stats)."""
+        root = self.base_url.rsplit("/v1", 1)[0]
+        with urllib.request.urlopen(f"{root}/stats", timeout=10) as r:  # noqa: S310 (loopback)
+            return sum(json.loads(r.read())["requests"].values())
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting each tree's chain of dependent calls
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Chains:
+    """Per tree: calls in flight now, and the steps so far. A call that starts while none of its
+    tree's calls is in flight opens a new step; one that starts beside others joins theirs."""
+
+    in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    steps: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, tree: str) -> None:
+        with self.lock:
+            if self.in_flight[tree] == 0:
+                self.steps[tree] += 1
+            self.in_flight[tree] += 1
+
+    def end(self, tree: str) -> None:
+        with self.lock:
+            self.in_flight[tree] -= 1
+
+
+class ChainCounting:
+    """Wraps a RoleModel: every request sent is counted in its tree's chain (meta["tree_id"])."""
+
+    def __init__(self, inner, chains: Chains):
+        self._inner = inner
+        self._chains = chains
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    async def generate(self, requests):
+        trees = [str(r.meta.get("tree_id")) for r in requests]
+        for t in trees:
+            self._chains.start(t)
+        try:
+            return await self._inner.generate(requests)
+        finally:
+            for t in trees:
+                self._chains.end(t)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def counted_roleset(cfg, chains: Chains, random_seed: int):
+    from escpro.roles.roleset import build_roleset
+    from escpro.taxonomy import load_taxonomy
+
+    rs = build_roleset(cfg.roles, load_taxonomy(cfg.build.taxonomy), random_seed=random_seed)
+    wrapped: dict[int, ChainCounting] = {}
+    for role, m in list(rs.models.items()):
+        rs.models[role] = wrapped.setdefault(id(m), ChainCounting(m, chains))
+    return rs
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------
+def make_config(base_url: str, *, iterations: int, reuse: bool, concurrency: int, trees: int):
+    from escpro.config import AppConfig
+
+    http = {"backend": "openai", "model": "sim", "base_url": base_url, "concurrency": concurrency,
+            "http_retries": 1, "request_timeout_s": 60}
+    return AppConfig.model_validate({
+        "roles": {"seeker": dict(http), "supporter": dict(http),
+                  "strategy": {**http, "temperature": 0.0, "max_tokens": 200},
+                  "reward": {**http, "temperature": 0.0, "max_tokens": 120}},
+        "build": {"min_iterations": iterations, "max_iterations": iterations,
+                  "reuse_answers": reuse, "concurrent_trees": trees},
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# The arms
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ArmResult:
+    wall_s: float
+    cpu_s: float
+    calls: int  # sent to the server
+    cached: int  # answered from a tree's reuse cache (not sent)
+    iterations: int
+    trees_done: int
+    trees_failed: int
+    chains: dict[str, int]
+    nodes: int | None = None
+    server_cpu_s: float = 0.0
+
+
+def warm_imports() -> None:
+    """Import what a build imports lazily (duckdb's pandas/arrow glue included) before the clock
+    starts: a one-off start-up cost, not a cost per call."""
+    import duckdb
+    import pyarrow as pa
+
+    import escpro.mcts.runner  # noqa: F401
+    import escpro.roles.backends.openai  # noqa: F401
+    import escpro.seeds.load  # noqa: F401
+
+    con = duckdb.connect()
+    con.register("_t", pa.table({"x": [1]}))
+    con.execute("SELECT * FROM _t").fetchall()
+    con.close()
+
+
+def run_escpro(seeds: Path, db: Path, server: SimServer, args) -> ArmResult:
+    from escpro.mcts.runner import BuildOptions, run_build
+
+    cfg = make_config(server.base_url, iterations=args.iterations, reuse=args.reuse,
+                      concurrency=args.client_concurrency, trees=args.seeds)
+    chains = Chains()
+    rs = counted_roleset(cfg, chains, args.random_seed)
+    before, scpu0 = server.requests(), server.cpu_s()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    summary = run_build(BuildOptions(seeds=seeds, db=db, config=cfg, random_seed=args.random_seed,
+                                     command="bench_build"), progress=False, roleset=rs)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    calls = server.requests() - before
+    return ArmResult(wall, cpu, calls, sum(summary["cached_calls"].values()), summary["iterations"],
+                     summary["trees"]["done"], summary["trees"]["failed"], dict(chains.steps),
+                     summary["nodes"], server.cpu_s() - scpu0)
+
+
+def run_baseline(seeds: Path, server: SimServer, args) -> ArmResult:
+    """10 worker threads; each runs one tree at a time on its own event loop, one call at a
+    time (its openai backend has concurrency 1)."""
+    from escpro.mcts.scheduler import BuildStats, Scheduler, SeedJob
+    from escpro.seeds.load import load_seeds
+    from escpro.store import ids
+    from escpro.taxonomy import load_taxonomy
+
+    cfg = make_config(server.base_url, iterations=args.iterations, reuse=args.reuse,
+                      concurrency=1, trees=1)
+    loaded = load_seeds(seeds, load_taxonomy(cfg.build.taxonomy))
+    jobs: queue.Queue = queue.Queue()
+    for d in loaded.dialogues:
+        jobs.put(SeedJob(d, ids.tree_id(loaded.sha256, d.index)))
+    chains = Chains()
+    stats: list[BuildStats] = []
+    errors: list[BaseException] = []
+    finished = [0]
+    lock = threading.Lock()
+    total = jobs.qsize()
+
+    def worker() -> None:
+        async def main() -> None:
+            rs = counted_roleset(cfg, chains, args.random_seed)
+            kept: list = []
+
+            async def commit(delta) -> None:
+                kept.append(delta)  # in memory: the authors' code writes no database
+
+            sched = Scheduler(rs, cfg.build, commit, "baseline")
+            stats.append(sched.stats)
+            try:
+                while True:
+                    try:
+                        job = jobs.get_nowait()
+                    except queue.Empty:
+                        return
+                    st = await sched.run_tree(job)
+                    if st.status == "done":
+                        sched.stats.trees_done += 1
+                    elif st.status == "failed":
+                        sched.stats.trees_failed += 1
+                    with lock:
+                        finished[0] += 1
+                        if not args.json:
+                            print(f"\r  baseline: {finished[0]}/{total} trees", end="", file=sys.stderr,
+                                  flush=True)
+            finally:
+                await rs.aclose()
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the main thread)
+            errors.append(exc)
+
+    before, scpu0 = server.requests(), server.cpu_s()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    threads = [threading.Thread(target=worker, name=f"baseline-{i}") for i in range(BASELINE_WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if not args.json:
+        print(file=sys.stderr)
+    if errors:
+        raise errors[0]
+    calls = server.requests() - before
+    return ArmResult(wall, cpu, calls, sum(sum(s.cached.values()) for s in stats),
+                     sum(s.iterations for s in stats), sum(s.trees_done for s in stats),
+                     sum(s.trees_failed for s in stats), dict(chains.steps),
+                     server_cpu_s=server.cpu_s() - scpu0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+def report(args, esc: ArmResult, base: ArmResult | None, load: tuple[float, float]) -> dict:
+    lat = args.latency_ms / 1000.0
+    chains = list(esc.chains.values())
+    b = bound_s(esc.calls, chains, lat, args.capacity)
+    out = {
+        "seeds": args.seeds, "turns": args.turns, "iterations": args.iterations,
+        "latency_ms": args.latency_ms, "capacity": args.capacity, "reuse": args.reuse,
+        "wall_s": round(esc.wall_s, 3),
+        "baseline_wall_s": round(base.wall_s, 3) if base else None,
+        "speedup_vs_baseline": round(base.wall_s / esc.wall_s, 2) if base else None,
+        "calls": esc.calls,
+        "bound_s": round(b, 3),
+        "bound_throughput_s": round(esc.calls * lat / args.capacity, 3),
+        "bound_chain_s": round(max(chains, default=0) * lat, 3),
+        "longest_chain": max(chains, default=0),
+        "efficiency": round(b / esc.wall_s, 3),
+        "cpu_ms_per_call": round(1000.0 * esc.cpu_s / max(esc.calls, 1), 3),
+        "calls_per_s": round(esc.calls / esc.wall_s, 1),
+        "server_cpu_ms_per_call": round(1000.0 * esc.server_cpu_s / max(esc.calls, 1), 3),
+        "server_utilisation": round(esc.calls * lat / args.capacity / esc.wall_s, 3),
+        "iterations_done": esc.iterations,
+        "trees_done": esc.trees_done,
+        "trees_failed": esc.trees_failed,
+        "nodes": esc.nodes,
+        "calls_saved_by_reuse": esc.cached if args.reuse else 0,
+        "baseline_calls": base.calls if base else None,
+        "baseline_calls_per_s": round(base.calls / base.wall_s, 1) if base else None,
+        "baseline_cpu_ms_per_call": round(1000.0 * base.cpu_s / max(base.calls, 1), 3) if base else None,
+        "load_avg_1m": {"start": round(load[0], 2), "end": round(load[1], 2)},
+        "cpus": os.cpu_count(),
+    }
+    return out
+
+
+def print_table(r: dict) -> None:
+    print(f"{r['seeds']} seeds x {r['turns']} turns, {r['iterations']} iterations/tree, latency "
+          f"{r['latency_ms']:g} ms, capacity {r['capacity']}, answer reuse {'on' if r['reuse'] else 'off'}")
+    print(f"{'arm':<10}{'wall s':>9}{'calls':>8}{'calls/s':>9}{'CPU ms/call':>13}")
+    print(f"{'escpro':<10}{r['wall_s']:>9.2f}{r['calls']:>8}{r['calls_per_s']:>9.1f}{r['cpu_ms_per_call']:>13.3f}")
+    if r["baseline_wall_s"] is not None:
+        print(f"{'baseline':<10}{r['baseline_wall_s']:>9.2f}{r['baseline_calls']:>8}"
+              f"{r['baseline_calls_per_s']:>9.1f}{r['baseline_cpu_ms_per_call']:>13.3f}")
+    print(f"sim server CPU {r['server_cpu_ms_per_call']:.3f} ms/call (its own process, not counted above)")
+    print(f"bound {r['bound_s']:.2f} s (throughput {r['bound_throughput_s']:.2f} s, longest chain "
+          f"{r['longest_chain']} steps = {r['bound_chain_s']:.2f} s); efficiency {r['efficiency']:.3f}; "
+          f"server busy {100 * r['server_utilisation']:.0f}%")
+    if r["speedup_vs_baseline"] is not None:
+        print(f"speedup vs baseline: {r['speedup_vs_baseline']:.2f}x")
+    if r["reuse"]:
+        saved = r["calls_saved_by_reuse"]
+        print(f"answer reuse saved {saved} calls ({100 * saved / max(saved + r['calls'], 1):.1f}% of "
+              f"{saved + r['calls']})")
+    print(f"load average (1 min) {r['load_avg_1m']['start']} -> {r['load_avg_1m']['end']} on "
+          f"{r['cpus']} CPUs; trees done {r['trees_done']}, failed {r['trees_failed']}")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=64, help="synthetic seed dialogues (default 64)")
+    p.add_argument("--turns", type=int, default=8, help="supporter turns per seed (default 8)")
+    p.add_argument("--iterations", type=int, default=10,
+                   help="MCTS iterations per tree (min = max; default 10)")
+    p.add_argument("--latency-ms", type=float, default=100.0, help="server latency per call (default 100)")
+    p.add_argument("--capacity", type=int, default=64, help="server slots; more calls queue (default 64)")
+    p.add_argument("--reuse", action="store_true", help="answer reuse on (reports the calls it saved)")
+    p.add_argument("--skip-baseline", action="store_true", help="run the escpro arm only")
+    p.add_argument("--client-concurrency", type=int, default=1024,
+                   help="escpro arm: requests in flight per endpoint (default 1024: the server's queue decides)")
+    p.add_argument("--random-seed", type=int, default=0, help="sampling seed of every call (default 0)")
+    p.add_argument("--keep", type=Path, default=None, help="keep the escpro arm's DuckDB file here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    for name in ("seeds", "turns", "iterations", "capacity", "client_concurrency"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.latency_ms <= 0:
+        p.error("--latency-ms must be > 0 (the bound divides by it)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="escpro-bench-") as tmp:
+        tmpd = Path(tmp)
+        seeds = write_seeds(tmpd / "seeds.jsonl", args.seeds, args.turns)
+        db = args.keep or tmpd / "bench.duckdb"
+        if db.exists():
+            sys.exit(f"error: {db} exists; choose another --keep path")
+        with SimServer(args.latency_ms, args.capacity, tmpd) as server:
+            if not args.json:
+                print(f"sim server on {server.base_url}; escpro arm ...", file=sys.stderr)
+            warm_imports()
+            esc = run_escpro(seeds, db, server, args)
+            base = None
+            if not args.skip_baseline:
+                if not args.json:
+                    print(f"baseline arm ({BASELINE_WORKERS} threads, one call at a time each) ...",
+                          file=sys.stderr)
+                base = run_baseline(seeds, server, args)
+                if base.calls != esc.calls and not args.reuse:
+                    print(f"warning: the arms sent different numbers of calls ({esc.calls} vs "
+                          f"{base.calls}): the searches diverged", file=sys.stderr)
+    r = report(args, esc, base, (load0, os.getloadavg()[0]))
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print_table(r)
+    return r
+
+
+if __name__ == "__main__":
+    main()
