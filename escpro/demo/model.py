@@ -101,6 +101,12 @@ def ensure_hf_dir(model: EmbeddedModel, target: Path | None = None) -> tuple[Pat
     tok = AutoTokenizer.from_pretrained(src, gguf_file=name)
     tok.chat_template = template
     hf = AutoModelForCausalLM.from_pretrained(src, gguf_file=name, dtype=torch.float32)
+    # The weights are plain float32 tensors now; only the loader's GGUF marker blocks saving.
+    hf.hf_quantizer = None
+    if hasattr(hf, "is_quantized"):
+        hf.is_quantized = False
+    if getattr(hf.config, "quantization_config", None) is not None:
+        del hf.config.quantization_config
     hf.save_pretrained(str(tmp))
     tok.save_pretrained(str(tmp))
     (tmp / "escpro_demo.json").write_text(
