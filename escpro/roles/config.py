@@ -58,6 +58,10 @@ class RoleBinding(Section):
     # --- in-process backends ----------------------------------------------------------------
     adapter: str | None = Field(None, description="PEFT LoRA adapter directory (transformers)")
     gguf_file: str | None = Field(None, description="GGUF file name inside `model` (transformers)")
+    gguf_cache: bool = Field(
+        True, description="transformers: keep the dequantised GGUF model + tokenizer under "
+        "~/.cache/escpro/gguf so later loads skip the slow GGUF parsing"
+    )
     device: str = "cpu"
     dtype: str = "auto"
     batch_size: int = Field(8, ge=1, description="requests coalesced into one generate call")

@@ -18,7 +18,7 @@ from typing import Any
 from escpro.errors import BackendUnavailable, ConfigError
 from escpro.roles.backends.batching import BatchingModel, fold_system
 from escpro.roles.backends.common import failed, finish
-from escpro.roles.backends.transformers import constrained_schema
+from escpro.roles.backends.transformers import llguidance_processor
 from escpro.roles.base import RoleRequest, RoleResult
 from escpro.roles.config import RoleBinding
 from escpro.roles.prompts import render_transcript
@@ -74,7 +74,6 @@ class LlamaCppModel(BatchingModel):
 
     def _generator(self, schema: Any):
         import outlines
-        from outlines.types import JsonSchema
 
         key = json.dumps(schema, sort_keys=True) if schema is not None else ""
         gen = self._generators.get(key)
@@ -82,8 +81,7 @@ class LlamaCppModel(BatchingModel):
             if schema is None:
                 gen = outlines.Generator(self.om)
             else:
-                gen = outlines.Generator(self.om, JsonSchema(constrained_schema(schema, "llguidance")),
-                                         backend="llguidance")
+                gen = outlines.Generator(self.om, processor=llguidance_processor(self, schema))
             self._generators[key] = gen
         return gen
 

@@ -15,8 +15,11 @@ pads with whitespace until max_tokens; STACK_NOTES.md) or by outlines_core, and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,40 @@ def resolve_model_path(model: str, gguf_file: str | None) -> tuple[str, str | No
     if gguf_file is not None and p.is_dir() and not (p / gguf_file).is_file():
         raise ConfigError(f"roles: gguf_file: {gguf_file} not found in {p}")
     return (str(p) if p.exists() else model), gguf_file
+
+
+def llguidance_processor(owner: Any, schema: Any) -> Any:
+    """A JSON-schema logits processor over ONE llguidance tokenizer per model: Outlines builds a
+    new one for every Generator, which takes a minute for a 262k-token vocabulary (Gemma 3)."""
+    from outlines.backends.llguidance import LLGuidanceBackend
+
+    backend = getattr(owner, "_llg_backend", None)
+    if backend is None:
+        backend = owner._llg_backend = LLGuidanceBackend(owner.om)
+    return backend.get_json_schema_logits_processor(constrained_schema(schema, "llguidance"))
+
+
+def gguf_cache_dir(path: str, gguf_file: str) -> Path:
+    """Where the dequantised copy of a GGUF file lives (keyed by its path, size and mtime)."""
+    f = Path(path) / gguf_file
+    st = f.stat()
+    key = hashlib.sha256(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    base = Path(os.environ.get("ESCPRO_CACHE", Path.home() / ".cache" / "escpro"))
+    return base / "gguf" / f"{f.stem}-{key}"
+
+
+def save_converted(model: Any, tokenizer: Any, target: Path) -> None:
+    """Best effort: parsing a GGUF file (transformers reads its 262k-entry vocabulary in Python)
+    takes minutes on a small CPU; a saved safetensors copy loads in seconds."""
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(target)
+    except OSError as exc:
+        log.warning("could not cache the converted GGUF model in %s: %s", target, exc)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_tokenizer(path: str, gguf_file: str | None = None):
@@ -110,6 +147,10 @@ class TransformersModel(BatchingModel):
                 "pip install 'escpro[cpu]'"
             ) from None
         path, gguf = resolve_model_path(b.model, b.gguf_file)
+        cache = gguf_cache_dir(path, gguf) if gguf and b.gguf_cache else None
+        if cache is not None and (cache / "config.json").is_file():
+            path, gguf = str(cache), None  # converted before: a plain model directory
+            cache = None
         kw: dict[str, Any] = {}
         if gguf:
             kw["gguf_file"] = gguf
@@ -120,6 +161,8 @@ class TransformersModel(BatchingModel):
             model = AutoModelForCausalLM.from_pretrained(path, **kw)
         except OSError as exc:
             raise ConfigError(f"roles: model '{b.model}' could not be loaded: {str(exc).splitlines()[0]}") from None
+        if cache is not None:
+            save_converted(model, tok, cache)
         if b.adapter:
             try:
                 from peft import PeftModel
@@ -166,8 +209,7 @@ class TransformersModel(BatchingModel):
             if schema is None:
                 gen = outlines.Generator(self.om)
             elif self.structured_backend == "llguidance":
-                gen = outlines.Generator(self.om, JsonSchema(constrained_schema(schema, "llguidance")),
-                                         backend="llguidance")
+                gen = outlines.Generator(self.om, processor=llguidance_processor(self, schema))
             else:
                 gen = outlines.Generator(self.om, JsonSchema(json.dumps(schema), whitespace_pattern=""),
                                          backend="outlines_core")
