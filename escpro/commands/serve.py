@@ -45,6 +45,11 @@ def _serve_sim(host, port, endpoints_out, sim_opts, as_json) -> None:
         )
     except ValidationError as exc:
         raise ConfigError(format_validation_error("sim options", exc)) from None
+    for knob in ("error_rate", "malformed_rate", "truncated_rate", "hang_rate"):
+        if not 0.0 <= sim_opts[knob] <= 1.0:
+            raise ConfigError(f"--{knob.replace('_', '-')}: must be between 0 and 1")
+    if sum(sim_opts[k] for k in ("error_rate", "malformed_rate", "truncated_rate", "hang_rate")) > 1.0:
+        raise ConfigError("the fault rates add up to more than 1")
     faults = FaultSettings(
         error_rate=sim_opts["error_rate"],
         malformed_rate=sim_opts["malformed_rate"],
@@ -148,12 +153,12 @@ def serve(engine, endpoints_out, dry_run, host, port, latency_ms, jitter_ms, cap
     With --engine sim, the deterministic simulator answers every role (from the X-Escpro-Role
     header) with optional faults, so the openai backend and a whole build can run on a CPU.
 
+    For this command, --config names the served-model definition, not a pipeline config.
+
+    \b
     Examples:
-
       escpro serve --config serving/single-gpu.yaml --dry-run
-
       escpro serve --config serving/single-gpu.yaml --endpoints-out endpoints.json
-
       escpro serve --engine sim --port 8011 --latency-ms 20 --endpoints-out sim-endpoints.json
     """
     if engine == "sim":
