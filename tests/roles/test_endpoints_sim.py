@@ -59,3 +59,17 @@ def test_sim_engine_end_probability_grows_and_answers_are_valid():
         parse_json_answer(ans.text, reward_schema())
     a = eng.answer("reward", ({"role": "user", "content": "x"},), reward_schema(), seed=1)
     assert a == eng.answer("reward", ({"role": "user", "content": "x"},), reward_schema(), seed=1)
+
+
+def test_gguf_cache_key_follows_the_file(tmp_path, monkeypatch):
+    from escpro.roles.backends.transformers import gguf_cache_dir, resolve_model_path
+
+    monkeypatch.setenv("ESCPRO_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "m.gguf"
+    f.write_bytes(b"GGUF" + b"\0" * 16)
+    assert resolve_model_path(str(f), None) == (str(tmp_path), "m.gguf")
+    a = gguf_cache_dir(str(tmp_path), "m.gguf")
+    assert a.parent == tmp_path / "cache" / "gguf" and a.name.startswith("m-")
+    assert gguf_cache_dir(str(tmp_path), "m.gguf") == a
+    f.write_bytes(b"GGUF" + b"\1" * 32)  # a different file at the same path
+    assert gguf_cache_dir(str(tmp_path), "m.gguf") != a

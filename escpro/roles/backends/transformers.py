@@ -77,14 +77,25 @@ def save_converted(model: Any, tokenizer: Any, target: Path) -> None:
     """Best effort: parsing a GGUF file (transformers reads its 262k-entry vocabulary in Python)
     takes minutes on a small CPU; a saved safetensors copy loads in seconds."""
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    # The weights are already dequantised floats; transformers only keeps a GGUF marker
+    # (hf_quantizer / quantization_config) that makes save_pretrained refuse. Drop it while saving.
+    quantizer = getattr(model, "hf_quantizer", None)
+    qconfig = getattr(model.config, "quantization_config", None)
     try:
         tmp.mkdir(parents=True, exist_ok=True)
+        model.hf_quantizer = None
+        if qconfig is not None:
+            delattr(model.config, "quantization_config")
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         tmp.rename(target)
-    except OSError as exc:
+    except Exception as exc:  # caching is an optimisation: never fail the load for it
         log.warning("could not cache the converted GGUF model in %s: %s", target, exc)
         shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        model.hf_quantizer = quantizer
+        if qconfig is not None:
+            model.config.quantization_config = qconfig
 
 
 def load_tokenizer(path: str, gguf_file: str | None = None):
