@@ -148,3 +148,23 @@ def test_endpoints_file_points_roles_at_the_server(tmp_path):
         asyncio.run(rs.aclose())
         assert out.ok and srv.stats.requests["strategy"] == 1
     json.loads(path.read_text())
+
+
+def test_per_endpoint_concurrency_limit_is_shared_by_roles():
+    with SimServerThread(SimSettings(latency_ms=50, capacity=256)) as srv:
+        b = RoleBinding(backend="openai", model="sim", base_url=srv.base_url, concurrency=4)
+        strategy = b.model_copy(update={"structured": "response_format"})  # another instance, same endpoint
+        rs = build_roleset(RolesConfig(seeker=b, supporter=b, strategy=strategy, reward=strategy), TAX)
+        assert rs.models["seeker"] is not rs.models["strategy"]
+
+        async def go():
+            try:
+                ctxs = [DialogueContext("s", f"c{i}", (Utterance("seeker", "hi"),)) for i in range(12)]
+                return await asyncio.gather(*(rs.support(c, "Affirmation") for c in ctxs),
+                                            *(rs.score_strategies(c) for c in ctxs))
+            finally:
+                await rs.aclose()
+
+        outs = asyncio.run(go())
+        assert all(o.ok for o in outs)
+        assert srv.stats.max_in_flight == 4

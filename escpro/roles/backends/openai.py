@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,10 @@ from escpro.roles.config import RoleBinding
 from escpro.roles.prompts import render_transcript
 
 ROLE_HEADER = "X-Escpro-Role"
-_SEMAPHORES: dict[tuple[int, str], asyncio.Semaphore] = {}
+# Per event loop (a semaphore binds to one loop), per endpoint: roles on one server share a limit.
+_SEMAPHORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _Retryable(Exception):
@@ -167,10 +171,10 @@ class OpenAIModel:
                 connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
             )
             self._loop = loop
-        key = (id(loop), self.base_url)
-        sem = _SEMAPHORES.get(key)
+        per_loop = _SEMAPHORES.setdefault(loop, {})
+        sem = per_loop.get(self.base_url)
         if sem is None:
-            sem = _SEMAPHORES[key] = asyncio.Semaphore(self.concurrency)
+            sem = per_loop[self.base_url] = asyncio.Semaphore(self.concurrency)
         return self._session, sem
 
     @property

@@ -50,6 +50,8 @@ class ServerStats:
     faults: Counter = field(default_factory=Counter)
     schema_requests: int = 0
     guided_keys_seen: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
 
 
 STATS_KEY = web.AppKey("stats", ServerStats)
@@ -82,6 +84,14 @@ def make_app(
     slots = asyncio.Semaphore(engine.settings.capacity)
 
     async def completion(request: web.Request, api: str) -> web.StreamResponse:
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            return await _completion(request, api)
+        finally:
+            stats.in_flight -= 1
+
+    async def _completion(request: web.Request, api: str) -> web.StreamResponse:
         if api_key and request.headers.get("Authorization") != f"Bearer {api_key}":
             return web.json_response({"error": {"message": "invalid api key"}}, status=401)
         try:
@@ -176,6 +186,7 @@ def make_app(
                 "faults": dict(stats.faults),
                 "schema_requests": stats.schema_requests,
                 "guided_keys_seen": stats.guided_keys_seen,
+                "max_in_flight": stats.max_in_flight,
             }
         )
 
