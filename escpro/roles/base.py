@@ -49,25 +49,49 @@ class RoleRequest:
     prompt: str | None = field(default=None, compare=False, hash=False)
 
     def key(self, model: str = "") -> str:
-        """Stable hash of (role, model, prompt, schema, sampling): the answer-reuse key."""
-        payload = json.dumps(
-            {
-                "role": self.role,
-                "model": model,
-                "messages": [dict(m) for m in self.messages],
-                "schema": self.schema,
-                "sampling": [
-                    self.sampling.temperature,
-                    self.sampling.top_p,
-                    self.sampling.max_tokens,
-                    self.sampling.seed,
-                    list(self.sampling.stop),
-                ],
-            },
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+        """Stable hash of (role, model, prompt, schema, sampling): the answer-reuse key.
+
+        Computed for every call of a build (the reuse cache and llm_calls.prompt_hash), so the
+        texts are hashed as they are, length-prefixed, instead of JSON-encoding the whole
+        request first (scripts/bench_build.py measured that at ~10% of a build's CPU); the
+        result is memoised per request and model."""
+        memo = self.__dict__.get("_key_memo")
+        if memo is not None and memo[0] == model:
+            return memo[1]
+        s = self.sampling
+        h = hashlib.sha256()
+        parts = [self.role, model, _schema_text(self.schema),
+                 repr((s.temperature, s.top_p, s.max_tokens, s.seed, tuple(s.stop)))]
+        for m in self.messages:
+            for k in sorted(m):
+                v = m[k]
+                parts.append(k)
+                parts.append(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
+        for p in parts:
+            b = p.encode("utf-8", "surrogatepass")
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
+        out = h.hexdigest()[:32]
+        object.__setattr__(self, "_key_memo", (model, out))
+        return out
+
+
+# id(schema) -> (schema, its canonical JSON): the few schemas of a run are built once and reused
+# for every request, so their JSON is computed once (the entry keeps the object alive, so an id
+# is never reused while cached).
+_SCHEMA_TEXT: dict[int, tuple[Any, str]] = {}
+
+
+def _schema_text(schema: Mapping[str, Any] | None) -> str:
+    if schema is None:
+        return "null"
+    hit = _SCHEMA_TEXT.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    text = json.dumps(schema, sort_keys=True, ensure_ascii=False)
+    if len(_SCHEMA_TEXT) < 256:
+        _SCHEMA_TEXT[id(schema)] = (schema, text)
+    return text
 
 
 @dataclass
