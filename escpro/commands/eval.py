@@ -116,6 +116,8 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
       escpro eval run --model Qwen/Qwen2.5-7B-Instruct --adapter out/cso-lora --testset t.jsonl --out runs/cso
       escpro eval run --endpoints endpoints.json --testset t.jsonl --out runs/served --baseline self-refine
       escpro eval run --backend sim --model sim --testset t.jsonl --out runs/sim
+
+      escpro eval run --model runs/cso --testset t.jsonl --out runs/eval-cso   # an `escpro train` output
     """
     from escpro.config import load_config
     from escpro.errors import ConfigError
@@ -124,6 +126,11 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
 
     model_over: dict = {"model": model, "adapter": adapter, "backend": backend,
                         "temperature": temperature, "batch_size": batch_size}
+    from escpro.evaluate.trained import is_train_output, resolve_train_output
+
+    if is_train_output(model) and not adapter:
+        model_over.update(resolve_train_output(model))
+        name = name or Path(model).name
     if endpoints:
         from escpro.roles.endpoints import load_endpoints
 

@@ -57,6 +57,10 @@ class RoleBinding(Section):
     extra_body: dict[str, Any] = Field(default_factory=dict, description="merged into every request body")
     # --- in-process backends ----------------------------------------------------------------
     adapter: str | None = Field(None, description="PEFT LoRA adapter directory (transformers)")
+    tokenizer: str | None = Field(
+        None, description="tokenizer directory when it differs from `model` (transformers; e.g. an "
+        "`escpro train` output whose tokenizer carries the chat template it was trained with)"
+    )
     gguf_file: str | None = Field(None, description="GGUF file name inside `model` (transformers)")
     gguf_cache: bool = Field(
         True, description="transformers: keep the dequantised GGUF model + tokenizer under "

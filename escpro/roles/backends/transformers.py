@@ -196,7 +196,7 @@ class TransformersModel(BatchingModel):
         if b.dtype != "auto":
             kw["dtype"] = getattr(torch, b.dtype)
         try:
-            tok = load_tokenizer(path, gguf)
+            tok = load_tokenizer(b.tokenizer, None) if b.tokenizer else load_tokenizer(path, gguf)
             model = AutoModelForCausalLM.from_pretrained(path, **kw)
         except OSError as exc:
             raise ConfigError(f"roles: model '{b.model}' could not be loaded: {str(exc).splitlines()[0]}") from None
