@@ -420,12 +420,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--capacity", type=int, default=64, help="server slots; more calls queue (default 64)")
     p.add_argument("--reuse", action="store_true", help="answer reuse on (reports the calls it saved)")
     p.add_argument("--skip-baseline", action="store_true", help="run the escpro arm only")
-    p.add_argument("--client-concurrency", type=int, default=1024,
-                   help="escpro arm: requests in flight per endpoint (default 1024: the server's queue decides)")
+    p.add_argument("--client-concurrency", type=int, default=None,
+                   help="escpro arm: requests in flight per endpoint (roles.<role>.concurrency; default: "
+                        "--capacity, as a build configured for this server would use)")
     p.add_argument("--random-seed", type=int, default=0, help="sampling seed of every call (default 0)")
     p.add_argument("--keep", type=Path, default=None, help="keep the escpro arm's DuckDB file here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
+    if args.client_concurrency is None:
+        args.client_concurrency = args.capacity
     for name in ("seeds", "turns", "iterations", "capacity", "client_concurrency"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
