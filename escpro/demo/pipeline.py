@@ -180,7 +180,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
             if not (hf_dir_path() / "escpro_demo.json").is_file():
                 echo("      first run: converting the GGUF into an HF model directory for training "
-                     "(once, cached; about a minute) ...")
+                     "(once, cached; 1-2 minutes) ...")
             hf_dir, converted = ensure_hf_dir(emb)
             rec.outputs["HF model dir"] = str(hf_dir)
             rec.info.update({"model": emb.name, "gguf": str(emb.gguf), "hf_dir": str(hf_dir),
