@@ -14,6 +14,8 @@ Every request carries `X-Escpro-Role` so a server can tell the roles apart.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import json
 import os
 import time
@@ -30,8 +32,50 @@ from escpro.roles.config import RoleBinding
 from escpro.roles.prompts import render_transcript
 
 ROLE_HEADER = "X-Escpro-Role"
+
+
+class _Slots:
+    """A semaphore whose waiters go lowest priority value first (FIFO among equals).
+
+    The build passes each call's iteration as its priority: when more calls wait than the
+    endpoint takes, the trees that have done the fewest iterations go first, so the slowest tree
+    (the one that decides when the build ends) waits least. scripts/bench_build.py measured
+    ~4% shorter builds than with a FIFO semaphore (docs/performance.md)."""
+
+    def __init__(self, n: int) -> None:
+        self._free = n
+        self._waiters: list[tuple[int, int, asyncio.Future]] = []
+        self._seq = itertools.count()
+
+    async def acquire(self, priority: int = 0) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        fut = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._seq), fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the slot was handed over as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            fut = heapq.heappop(self._waiters)[2]
+            if not fut.done():  # skip waiters cancelled meanwhile
+                fut.set_result(None)
+                return
+        self._free += 1
+
+
+def _priority(req: RoleRequest) -> int:
+    it = req.meta.get("iteration") if req.meta else None
+    return it if isinstance(it, int) else 0
+
+
 # Per event loop (a semaphore binds to one loop), per endpoint: roles on one server share a limit.
-_SEMAPHORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
+_SEMAPHORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Slots]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -163,7 +207,7 @@ class OpenAIModel:
             extra_body=b.extra_body,
         )
 
-    def _ensure(self) -> tuple[aiohttp.ClientSession, asyncio.Semaphore]:
+    def _ensure(self) -> tuple[aiohttp.ClientSession, _Slots]:
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
@@ -174,7 +218,7 @@ class OpenAIModel:
         per_loop = _SEMAPHORES.setdefault(loop, {})
         sem = per_loop.get(self.base_url)
         if sem is None:
-            sem = per_loop[self.base_url] = asyncio.Semaphore(self.concurrency)
+            sem = per_loop[self.base_url] = _Slots(self.concurrency)
         return self._session, sem
 
     @property
@@ -206,6 +250,7 @@ class OpenAIModel:
 
     async def _one(self, req: RoleRequest) -> RoleResult:
         session, sem = self._ensure()
+        prio = _priority(req)
         body = build_body(req, self.model, api=self.api, structured=self.structured, extra=self.extra_body)
         data = json.dumps(body).encode("utf-8")
         t0 = time.perf_counter()
@@ -214,8 +259,11 @@ class OpenAIModel:
             if attempt:
                 await asyncio.sleep(self.backoff_s * (2 ** (attempt - 1)))
             try:
-                async with sem:
+                await sem.acquire(prio)
+                try:
                     raw = await self._post(session, data, req.role)
+                finally:
+                    sem.release()
                 text, truncated, ptok, ctok = parse_response(raw, self.api)
             except _Retryable as exc:
                 last = exc
