@@ -1,8 +1,10 @@
 """Backend `openai`: any OpenAI-compatible HTTP server (vLLM, llama.cpp server, TGI, a hosted API).
 
-Built on aiohttp directly: on this 2-core machine the openai SDK's default httpx transport costs
+Plain http:// endpoints go through escpro's lean keep-alive HTTP/1.1 client (backends/http1.py:
+~3x less CPU per call than aiohttp, docs/performance.md); https:// (TLS) and `http_client: aiohttp`
+use aiohttp directly: on this 2-core machine the openai SDK's default httpx transport costs
 ~30x more client CPU per call under hundreds of calls in flight (docs/roles.md has the numbers and
-scripts/bench_http_client.py measures them). One pooled session per model instance; a semaphore
+scripts/bench_http_client.py measures them). One pooled client per model instance; a semaphore
 per endpoint caps requests in flight; each attempt has a timeout; 5xx/429, timeouts, connection
 errors and malformed or truncated response bodies are retried a bounded number of times with
 exponential backoff; any other 4xx fails at once. Schema requests are constrained with vLLM's
@@ -26,6 +28,7 @@ from typing import Any
 import aiohttp
 
 from escpro.errors import ConfigError
+from escpro.roles.backends import http1
 from escpro.roles.backends.common import failed, finish
 from escpro.roles.base import RoleRequest, RoleResult
 from escpro.roles.config import RoleBinding
@@ -166,6 +169,7 @@ class OpenAIModel:
         retries: int = 3,
         backoff_s: float = 0.5,
         extra_body: dict[str, Any] | None = None,
+        http_client: str = "auto",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -182,6 +186,16 @@ class OpenAIModel:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        plain = self.url.startswith("http://")
+        if http_client == "lean" and not plain:
+            raise ConfigError(f"roles: http_client lean speaks plain http:// only, not {self.url}")
+        if http_client not in ("auto", "lean", "aiohttp"):
+            raise ConfigError(f"roles: unknown http_client {http_client!r} (auto, lean, aiohttp)")
+        self.lean = http_client == "lean" or (http_client == "auto" and plain)
+        self._pool: http1.Http1Pool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._role_heads: dict[str, bytes] = {}
+        self._head = b""
 
     @classmethod
     def from_binding(cls, b: RoleBinding, *, timeout_s: float = 120.0) -> OpenAIModel:
@@ -205,7 +219,25 @@ class OpenAIModel:
             retries=b.http_retries,
             backoff_s=b.backoff_s,
             extra_body=b.extra_body,
+            http_client=b.http_client,
         )
+
+    def _slots(self, loop: asyncio.AbstractEventLoop) -> _Slots:
+        per_loop = _SEMAPHORES.setdefault(loop, {})
+        sem = per_loop.get(self.base_url)
+        if sem is None:
+            sem = per_loop[self.base_url] = _Slots(self.concurrency)
+        return sem
+
+    def _ensure_pool(self) -> tuple[http1.Http1Pool, _Slots]:
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._pool_loop is not loop:
+            if self._pool is not None:
+                self._pool.close()
+            self._pool = http1.Http1Pool(self.url, max_idle=self.concurrency)
+            self._pool_loop = loop
+            self._head = self._pool.request_head(self.headers)
+        return self._pool, self._slots(loop)
 
     def _ensure(self) -> tuple[aiohttp.ClientSession, _Slots]:
         loop = asyncio.get_running_loop()
@@ -215,11 +247,7 @@ class OpenAIModel:
                 connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s)
             )
             self._loop = loop
-        per_loop = _SEMAPHORES.setdefault(loop, {})
-        sem = per_loop.get(self.base_url)
-        if sem is None:
-            sem = per_loop[self.base_url] = _Slots(self.concurrency)
-        return self._session, sem
+        return self._session, self._slots(loop)
 
     @property
     def needs_transcript(self) -> bool:
@@ -248,8 +276,31 @@ class OpenAIModel:
         except aiohttp.ClientError as exc:
             raise _Retryable("error", f"{type(exc).__name__}: {exc}") from None
 
+    async def _post_lean(self, pool: http1.Http1Pool, data: bytes, role: str) -> bytes:
+        extra = self._role_heads.get(role)
+        if extra is None:
+            extra = self._role_heads[role] = f"{ROLE_HEADER}: {role}\r\n".encode("latin-1")
+        try:
+            status, raw = await pool.post(self._head, extra, data, self.timeout_s)
+        except TimeoutError:
+            raise _Retryable("timeout", f"no response within {self.timeout_s:g} s") from None
+        except http1.TruncatedBody as exc:
+            raise _Retryable("error", f"truncated response body: {exc}") from None
+        except (http1.HttpError, OSError) as exc:
+            raise _Retryable("error", f"{type(exc).__name__}: {exc}") from None
+        if status >= 500 or status == 429:
+            raise _Retryable("error", f"HTTP {status}: {raw[:120].decode('utf-8', 'replace')}")
+        if status >= 400:
+            raise _Fatal(f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
+        return raw
+
     async def _one(self, req: RoleRequest) -> RoleResult:
-        session, sem = self._ensure()
+        if self.lean:
+            client, sem = self._ensure_pool()
+            post = self._post_lean
+        else:
+            client, sem = self._ensure()
+            post = self._post
         prio = _priority(req)
         body = build_body(req, self.model, api=self.api, structured=self.structured, extra=self.extra_body)
         data = json.dumps(body).encode("utf-8")
@@ -261,7 +312,7 @@ class OpenAIModel:
             try:
                 await sem.acquire(prio)
                 try:
-                    raw = await self._post(session, data, req.role)
+                    raw = await post(client, data, req.role)
                 finally:
                     sem.release()
                 text, truncated, ptok, ctok = parse_response(raw, self.api)
@@ -285,6 +336,9 @@ class OpenAIModel:
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
