@@ -3,12 +3,13 @@ servers that close connections, timeouts. A tiny asyncio server in each test pla
 response; the sim server checks reuse with a real HTTP stack."""
 
 import asyncio
+import json
 
 import pytest
 
 from escpro.errors import ConfigError
 from escpro.roles.backends import http1
-from escpro.roles.backends.openai import OpenAIModel
+from escpro.roles.backends.openai import OpenAIModel, build_body, encode_body
 from escpro.roles.backends.sim_server import SimServerThread
 from escpro.roles.base import RoleRequest, Sampling
 from escpro.roles.schemas import reward_schema
@@ -182,3 +183,12 @@ def test_openai_backend_uses_lean_client_for_http_and_reuses_connections():
     assert not OpenAIModel("http://localhost:1/v1", "m", http_client="aiohttp").lean
     with pytest.raises(ConfigError):
         OpenAIModel("https://api.example.com/v1", "m", http_client="lean")
+
+
+@pytest.mark.parametrize("structured", ["vllm", "response_format", "none"])
+def test_encoded_body_is_build_body(structured):
+    plain = RoleRequest("seeker", ({"role": "user", "content": "x\u00e9\""},), sampling=Sampling(stop=("[END]",)))
+    for req in (REQ, plain, REQ):  # REQ twice: the schema part from the cache
+        for extra in (None, {"top_k": 5}, {"structured_outputs": {"regex": "a"}}):
+            got = json.loads(encode_body(req, "m", api="chat", structured=structured, extra=extra))
+            assert got == build_body(req, "m", api="chat", structured=structured, extra=extra)

@@ -205,6 +205,11 @@ class _Conn(asyncio.Protocol):
         return True
 
 
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 class Http1Pool:
     """Keep-alive connections to one `http://host:port`; a request takes an idle one or opens one.
 
@@ -256,33 +261,39 @@ class Http1Pool:
         """One POST within `timeout` seconds (connecting included). `head` from request_head(),
         `extra_head` more header lines ending in CRLF (may be empty)."""
         data = b"".join((head, extra_head, b"Content-Length: %d\r\n\r\n" % len(body), body))
-        async with asyncio.timeout(timeout):
-            while True:
-                reused = False
-                conn = None
-                while self._idle:
-                    c = self._idle.pop()
-                    if c.closed or c.transport is None or c.transport.is_closing():
-                        self._all.discard(c)
-                        continue
-                    conn, reused = c, True
-                    break
-                if conn is None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            reused = False
+            conn = None
+            while self._idle:
+                c = self._idle.pop()
+                if c.closed or c.transport is None or c.transport.is_closing():
+                    self._all.discard(c)
+                    continue
+                conn, reused = c, True
+                break
+            if conn is None:  # rare (keep-alive): the asyncio.timeout machinery is fine here
+                async with asyncio.timeout_at(deadline):
                     conn = await self._open()
-                try:
-                    return await self._send(conn, data)
-                except ConnectionClosed as exc:
-                    # A kept-alive connection the server closed meanwhile: retry once on a new
-                    # one (no response byte was received, so the server did not answer it).
-                    if reused and not exc.received:
-                        continue
-                    raise
+            try:
+                return await self._send(loop, conn, data, deadline)
+            except ConnectionClosed as exc:
+                # A kept-alive connection the server closed meanwhile: retry once on a new
+                # one (no response byte was received, so the server did not answer it).
+                if reused and not exc.received:
+                    continue
+                raise
 
-    async def _send(self, conn: _Conn, data: bytes) -> tuple[int, bytes]:
-        fut = asyncio.get_running_loop().create_future()
+    async def _send(
+        self, loop: asyncio.AbstractEventLoop, conn: _Conn, data: bytes, deadline: float
+    ) -> tuple[int, bytes]:
+        fut = loop.create_future()
         conn._new_response()
         conn.waiter = fut
         assert conn.transport is not None
+        # One timer on the response future: cheaper per call than asyncio.timeout's task cancel.
+        timer = loop.call_at(deadline, _expire, fut)
         conn.transport.write(data)
         try:
             result = await fut
@@ -290,6 +301,8 @@ class Http1Pool:
             conn.waiter = None
             self._drop(conn)
             raise
+        finally:
+            timer.cancel()
         if conn.keep and not conn.closed and len(self._idle) < self.max_idle:
             self._idle.append(conn)
         else:

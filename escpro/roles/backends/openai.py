@@ -94,9 +94,11 @@ class _Fatal(Exception):
 
 
 def build_body(
-    request: RoleRequest, model: str, *, api: str, structured: str, extra: dict[str, Any] | None = None
+    request: RoleRequest, model: str, *, api: str, structured: str, extra: dict[str, Any] | None = None,
+    include_schema: bool = True,
 ) -> dict[str, Any]:
-    """The JSON body for one request (pure; unit-tested for the structured-output keys)."""
+    """The JSON body for one request (pure; unit-tested for the structured-output keys).
+    `include_schema=False` leaves out the structured-output key (encode_body splices it in)."""
     s = request.sampling
     body: dict[str, Any] = {
         "model": model,
@@ -112,7 +114,7 @@ def build_body(
         body["seed"] = s.seed
     if s.stop:
         body["stop"] = list(s.stop)
-    if request.schema is not None:
+    if request.schema is not None and include_schema:
         if structured == "vllm":
             body["structured_outputs"] = {"json": dict(request.schema)}
         elif structured == "response_format":
@@ -128,6 +130,30 @@ def build_body(
         body.update(extra)
     assert not any(k.startswith("guided_") for k in body), "guided_* keys are removed in vLLM >= 0.12"
     return body
+
+
+_SCHEMA_KEYS = {"vllm": "structured_outputs", "response_format": "response_format"}
+# (id(schema), structured) -> (schema, its encoded structured-output key and value): a run has a
+# few schemas, sent with most calls; encoding them was about half of each body's json.dumps.
+_SCHEMA_PART: dict[tuple[int, str], tuple[Any, str]] = {}
+
+
+def encode_body(
+    request: RoleRequest, model: str, *, api: str, structured: str, extra: dict[str, Any] | None = None
+) -> bytes:
+    """build_body() as JSON bytes, the schema part encoded once per schema and spliced in."""
+    schema = request.schema
+    name = _SCHEMA_KEYS.get(structured)
+    if schema is None or name is None or (extra and name in extra):
+        return json.dumps(build_body(request, model, api=api, structured=structured, extra=extra)).encode()
+    hit = _SCHEMA_PART.get((id(schema), structured))
+    if hit is None or hit[0] is not schema:
+        full = build_body(request, model, api=api, structured=structured)
+        hit = (schema, json.dumps({name: full[name]})[1:-1])
+        if len(_SCHEMA_PART) < 256:  # the entry keeps the schema alive, so its id is not reused
+            _SCHEMA_PART[(id(schema), structured)] = hit
+    body = build_body(request, model, api=api, structured=structured, extra=extra, include_schema=False)
+    return f"{json.dumps(body)[:-1]}, {hit[1]}}}".encode()
 
 
 def parse_response(raw: bytes, api: str) -> tuple[str, bool, int, int]:
@@ -302,8 +328,7 @@ class OpenAIModel:
             client, sem = self._ensure()
             post = self._post
         prio = _priority(req)
-        body = build_body(req, self.model, api=self.api, structured=self.structured, extra=self.extra_body)
-        data = json.dumps(body).encode("utf-8")
+        data = encode_body(req, self.model, api=self.api, structured=self.structured, extra=self.extra_body)
         t0 = time.perf_counter()
         last: _Retryable | None = None
         for attempt in range(1 + self.retries):
