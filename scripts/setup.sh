@@ -18,6 +18,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 export PIP_CONSTRAINT="$PWD/constraints.txt"
+# llama.cpp built with -march=native segfaults on its first eval on this project's VMs (measured
+# with llama-cpp-python 0.3.36); a portable build works (~25 tokens/s for Gemma 3 270M on 2 cores).
+case ",$EXTRAS," in *,llamacpp,*) export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" ;; esac
 # torch first, pinned: anything else that asks for torch then finds it satisfied.
 echo "[setup] installing torch (CPU) and escpro[$EXTRAS]"
 "${PIP[@]}" install -q -c constraints.txt "torch==2.13.0"

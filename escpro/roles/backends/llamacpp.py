@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,11 @@ class LlamaCppModel(BatchingModel):
         if chat_template == "always" and not template:
             raise ConfigError(f"roles: chat_template: always, but {model_name} has no chat template")
         self.use_chat = bool(template) and chat_template != "never"
-        self.om = outlines.from_llamacpp(llm, chat_mode=self.use_chat)
+        # llama-cpp-python warns once per vocabulary entry (262k for Gemma) about a deprecated
+        # accessor that Outlines uses while indexing the vocabulary: silence just that.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.om = outlines.from_llamacpp(llm, chat_mode=self.use_chat)
         self._generators: dict[str, Any] = {}
         super().__init__(batch_size=1, batch_wait_ms=0.0, timeout_s=timeout_s)
 
@@ -81,7 +86,9 @@ class LlamaCppModel(BatchingModel):
             if schema is None:
                 gen = outlines.Generator(self.om)
             else:
-                gen = outlines.Generator(self.om, processor=llguidance_processor(self, schema))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    gen = outlines.Generator(self.om, processor=llguidance_processor(self, schema))
             self._generators[key] = gen
         return gen
 
