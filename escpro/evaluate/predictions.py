@@ -13,6 +13,7 @@ from pathlib import Path
 
 from escpro.errors import DataError
 from escpro.formatting import parse_supporter_turn
+from escpro.jsonl import iter_objects
 from escpro.taxonomy import Strategy, Taxonomy, load_taxonomy
 
 # Taxonomy used when none is given: Kang et al.'s files use ESConv's 8 strategies.
@@ -124,36 +125,26 @@ def read_kang(path: Path, tax: Taxonomy) -> list[PredItem]:
 
 def read_escpro(path: Path, tax: Taxonomy) -> list[PredItem]:
     items = []
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{where}: not an object")
-            if "strategy_pred" not in rec and "response_pred" not in rec:
-                raise DataError(f"{where}: needs 'strategy_pred' and/or 'response_pred'")
-            gold = _gold(rec.get("strategy_gold"), tax, where)
-            raw = rec.get("strategy_pred")
-            raw = raw if isinstance(raw, str) else None
-            pred = tax.canonical(raw) if raw else None
-            if rec.get("invalid") is True:
-                pred = None
-            items.append(
-                PredItem(
-                    id=str(rec.get("id", lineno)),
-                    gold=gold,
-                    pred=pred if gold is not None else None,
-                    invalid=gold is not None and pred is None,
-                    pred_label=raw if raw is not None else _text(rec.get("strategy_label")),
-                    response_gold=_text(rec.get("response_gold")),
-                    response_pred=_text(rec.get("response_pred")),
-                )
+    for lineno, where, rec in iter_objects(path):
+        if "strategy_pred" not in rec and "response_pred" not in rec:
+            raise DataError(f"{where}: needs 'strategy_pred' and/or 'response_pred'")
+        gold = _gold(rec.get("strategy_gold"), tax, where)
+        raw = rec.get("strategy_pred")
+        raw = raw if isinstance(raw, str) else None
+        pred = tax.canonical(raw) if raw else None
+        if rec.get("invalid") is True:
+            pred = None
+        items.append(
+            PredItem(
+                id=str(rec.get("id", lineno)),
+                gold=gold,
+                pred=pred if gold is not None else None,
+                invalid=gold is not None and pred is None,
+                pred_label=raw if raw is not None else _text(rec.get("strategy_label")),
+                response_gold=_text(rec.get("response_gold")),
+                response_pred=_text(rec.get("response_pred")),
             )
+        )
     return items
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from escpro.errors import DataError
+from escpro.jsonl import iter_objects
 from escpro.seeds.model import Dialogue
 from escpro.taxonomy import Taxonomy
 
@@ -181,59 +182,49 @@ def read_items(path: str | Path, taxonomy: Taxonomy | None = None) -> list[TestI
         raise DataError(f"{p}: test set not found")
     items: list[TestItem] = []
     seen: set[str] = set()
-    with p.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{p}: line {lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{where}: not an object")
-            ctx_raw = rec.get("context")
-            if not isinstance(ctx_raw, list) or not ctx_raw:
-                raise DataError(f"{where}: context: a non-empty list of {{role, text}} is required")
-            ctx = []
-            for k, turn in enumerate(ctx_raw):
-                if not isinstance(turn, dict) or not isinstance(turn.get("text"), str):
-                    raise DataError(f"{where}: context.{k}: needs 'role' and 'text'")
-                strat = turn.get("strategy")
-                if strat is not None and taxonomy is not None:
-                    strat = taxonomy.canonical(strat) or None
-                ctx.append(ContextTurn(_role(turn.get("role"), f"{where}: context.{k}"), turn["text"], strat))
-            gold = rec.get("gold_response")
-            if not isinstance(gold, str):
-                raise DataError(f"{where}: gold_response: a string is required")
-            strategy = rec.get("strategy_gold")
-            if isinstance(strategy, str) and strategy.strip():
-                canon = taxonomy.canonical(strategy) if taxonomy is not None else strategy
-                if canon is None:
-                    raise DataError(
-                        f"{where}: strategy_gold '{strategy}' is not in taxonomy {taxonomy.name} "
-                        "(pass --taxonomy, e.g. esconv8 for ESConv-based test sets)"
-                    )
-                strategy = canon
-            elif strategy is not None and not (isinstance(strategy, str)):
-                raise DataError(f"{where}: strategy_gold: a string or null is required")
-            else:
-                strategy = None
-            item_id = str(rec.get("id", lineno))
-            if item_id in seen:
-                raise DataError(f"{where}: duplicate id {item_id!r}")
-            seen.add(item_id)
-            items.append(
-                TestItem(
-                    id=item_id,
-                    scene=str(rec.get("scene") or ""),
-                    description=str(rec.get("description") or rec.get("situation") or ""),
-                    context=tuple(ctx),
-                    gold_response=gold,
-                    strategy_gold=strategy,
-                    meta=rec.get("meta") if isinstance(rec.get("meta"), dict) else {},
+    for lineno, where, rec in iter_objects(p):
+        ctx_raw = rec.get("context")
+        if not isinstance(ctx_raw, list) or not ctx_raw:
+            raise DataError(f"{where}: context: a non-empty list of {{role, text}} is required")
+        ctx = []
+        for k, turn in enumerate(ctx_raw):
+            if not isinstance(turn, dict) or not isinstance(turn.get("text"), str):
+                raise DataError(f"{where}: context.{k}: needs 'role' and 'text'")
+            strat = turn.get("strategy")
+            if strat is not None and taxonomy is not None:
+                strat = taxonomy.canonical(strat) or None
+            ctx.append(ContextTurn(_role(turn.get("role"), f"{where}: context.{k}"), turn["text"], strat))
+        gold = rec.get("gold_response")
+        if not isinstance(gold, str):
+            raise DataError(f"{where}: gold_response: a string is required")
+        strategy = rec.get("strategy_gold")
+        if isinstance(strategy, str) and strategy.strip():
+            canon = taxonomy.canonical(strategy) if taxonomy is not None else strategy
+            if canon is None:
+                raise DataError(
+                    f"{where}: strategy_gold '{strategy}' is not in taxonomy {taxonomy.name} "
+                    "(pass --taxonomy, e.g. esconv8 for ESConv-based test sets)"
                 )
+            strategy = canon
+        elif strategy is not None and not (isinstance(strategy, str)):
+            raise DataError(f"{where}: strategy_gold: a string or null is required")
+        else:
+            strategy = None
+        item_id = str(rec.get("id", lineno))
+        if item_id in seen:
+            raise DataError(f"{where}: duplicate id {item_id!r}")
+        seen.add(item_id)
+        items.append(
+            TestItem(
+                id=item_id,
+                scene=str(rec.get("scene") or ""),
+                description=str(rec.get("description") or rec.get("situation") or ""),
+                context=tuple(ctx),
+                gold_response=gold,
+                strategy_gold=strategy,
+                meta=rec.get("meta") if isinstance(rec.get("meta"), dict) else {},
             )
+        )
     if not items:
         raise DataError(f"{p}: no test items")
     return items
