@@ -110,17 +110,25 @@ def read_kang(path: Path, tax: Taxonomy) -> list[PredItem]:
             if canon is not None:  # strip a "(Strategy)" prefix only when it names a strategy
                 res_pred = reply
         items.append(
-            PredItem(
-                id=str(rec.get("sample_id", n)),
-                gold=gold,
-                pred=pred if gold is not None else None,
-                invalid=gold is not None and pred is None,
-                pred_label=raw,
-                response_gold=_text(rec.get("res_gold")),
-                response_pred=res_pred,
-            )
+            _item(str(rec.get("sample_id", n)), gold, pred, raw, _text(rec.get("res_gold")), res_pred)
         )
     return items
+
+
+def _item(item_id: str, gold: str | None, pred: str | None, label: str | None,
+          response_gold: str | None, response_pred: str | None) -> PredItem:
+    """One prediction; the invalid-prediction policy lives here for both input formats: with a
+    gold label, a missing/unknown predicted strategy is invalid; without one (ROUGE-L-only
+    items) the strategy is not scored."""
+    return PredItem(
+        id=item_id,
+        gold=gold,
+        pred=pred if gold is not None else None,
+        invalid=gold is not None and pred is None,
+        pred_label=label,
+        response_gold=response_gold,
+        response_pred=response_pred,
+    )
 
 
 def read_escpro(path: Path, tax: Taxonomy) -> list[PredItem]:
@@ -135,15 +143,9 @@ def read_escpro(path: Path, tax: Taxonomy) -> list[PredItem]:
         if rec.get("invalid") is True:
             pred = None
         items.append(
-            PredItem(
-                id=str(rec.get("id", lineno)),
-                gold=gold,
-                pred=pred if gold is not None else None,
-                invalid=gold is not None and pred is None,
-                pred_label=raw if raw is not None else _text(rec.get("strategy_label")),
-                response_gold=_text(rec.get("response_gold")),
-                response_pred=_text(rec.get("response_pred")),
-            )
+            _item(str(rec.get("id", lineno)), gold, pred,
+                  raw if raw is not None else _text(rec.get("strategy_label")),
+                  _text(rec.get("response_gold")), _text(rec.get("response_pred")))
         )
     return items
 
