@@ -38,26 +38,14 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_chains import ChainCounting, Chains, bound_s, counted_roleset  # noqa: E402,F401
+
 BASELINE_WORKERS = 10  # the authors' released code: a pool of 10 worker threads
-
-
-# ---------------------------------------------------------------------------------------------
-# The bound (pure)
-# ---------------------------------------------------------------------------------------------
-def bound_s(calls: int, chains: Sequence[int], latency_s: float, capacity: int) -> float:
-    """The shortest wall time any client could reach: the server answers at most `capacity`
-    calls per `latency_s`, and a tree's dependent calls (its chain of steps; concurrent calls of
-    one tree are one step) take `latency_s` each, one after the other."""
-    if capacity < 1:
-        raise ValueError("capacity must be >= 1")
-    throughput = calls * latency_s / capacity
-    chain = max(chains, default=0) * latency_s
-    return max(throughput, chain)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,64 +136,6 @@ class SimServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-
-
-# ---------------------------------------------------------------------------------------------
-# Counting each tree's chain of dependent calls
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class Chains:
-    """Per tree: calls in flight now, and the steps so far. A call that starts while none of its
-    tree's calls is in flight opens a new step; one that starts beside others joins theirs."""
-
-    in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    steps: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def start(self, tree: str) -> None:
-        with self.lock:
-            if self.in_flight[tree] == 0:
-                self.steps[tree] += 1
-            self.in_flight[tree] += 1
-
-    def end(self, tree: str) -> None:
-        with self.lock:
-            self.in_flight[tree] -= 1
-
-
-class ChainCounting:
-    """Wraps a RoleModel: every request sent is counted in its tree's chain (meta["tree_id"])."""
-
-    def __init__(self, inner, chains: Chains):
-        self._inner = inner
-        self._chains = chains
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    async def generate(self, requests):
-        trees = [str(r.meta.get("tree_id")) for r in requests]
-        for t in trees:
-            self._chains.start(t)
-        try:
-            return await self._inner.generate(requests)
-        finally:
-            for t in trees:
-                self._chains.end(t)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-def counted_roleset(cfg, chains: Chains, random_seed: int):
-    from escpro.roles.roleset import build_roleset
-    from escpro.taxonomy import load_taxonomy
-
-    rs = build_roleset(cfg.roles, load_taxonomy(cfg.build.taxonomy), random_seed=random_seed)
-    wrapped: dict[int, ChainCounting] = {}
-    for role, m in list(rs.models.items()):
-        rs.models[role] = wrapped.setdefault(id(m), ChainCounting(m, chains))
-    return rs
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""What bench_build.py measures besides wall time: the bound no client can beat, and each tree's
+chain of dependent calls counted from the actual run (kept apart so tests can check them alone)."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+def bound_s(calls: int, chains: Sequence[int], latency_s: float, capacity: int) -> float:
+    """The shortest wall time any client could reach: the server answers at most `capacity`
+    calls per `latency_s`, and a tree's dependent calls (its chain of steps; concurrent calls of
+    one tree are one step) take `latency_s` each, one after the other."""
+    if capacity < 1:
+        raise ValueError("capacity must be >= 1")
+    throughput = calls * latency_s / capacity
+    chain = max(chains, default=0) * latency_s
+    return max(throughput, chain)
+
+
+@dataclass
+class Chains:
+    """Per tree: calls in flight now, and the steps so far. A call that starts while none of its
+    tree's calls is in flight opens a new step; one that starts beside others joins theirs."""
+
+    in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    steps: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, tree: str) -> None:
+        with self.lock:
+            if self.in_flight[tree] == 0:
+                self.steps[tree] += 1
+            self.in_flight[tree] += 1
+
+    def end(self, tree: str) -> None:
+        with self.lock:
+            self.in_flight[tree] -= 1
+
+
+class ChainCounting:
+    """Wraps a RoleModel: every request sent is counted in its tree's chain (meta["tree_id"])."""
+
+    def __init__(self, inner, chains: Chains):
+        self._inner = inner
+        self._chains = chains
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    async def generate(self, requests):
+        trees = [str(r.meta.get("tree_id")) for r in requests]
+        for t in trees:
+            self._chains.start(t)
+        try:
+            return await self._inner.generate(requests)
+        finally:
+            for t in trees:
+                self._chains.end(t)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def counted_roleset(cfg, chains: Chains, random_seed: int):
+    from escpro.roles.roleset import build_roleset
+    from escpro.taxonomy import load_taxonomy
+
+    rs = build_roleset(cfg.roles, load_taxonomy(cfg.build.taxonomy), random_seed=random_seed)
+    wrapped: dict[int, ChainCounting] = {}
+    for role, m in list(rs.models.items()):
+        rs.models[role] = wrapped.setdefault(id(m), ChainCounting(m, chains))
+    return rs
