@@ -1,7 +1,8 @@
 """`escpro query`: read-only SQL over a build file, safe while the build runs.
 
-The build holds the file's lock only while it commits (a fraction of a second every
-commit_interval_s); the query opens read-only and retries for a bounded time if it meets a commit.
+A running build keeps the file open between its commits; the query leaves a request for it
+(store/db.py: readers_dir), the build closes the file after its next commit (within
+commit_interval_s), and the query opens it read-only, retrying for a bounded time.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _json_value(v):
 @click.option("--max-width", type=int, default=60, show_default=True,
               help="Truncate cells wider than this in the table (0: never).")
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True,
-              help="Seconds to keep retrying while a running build is committing.")
+              help="Seconds to keep retrying while a running build holds the file (it lets go within its commit_interval_s).")
 def query(db, sql, max_width, timeout_s, config_path, as_json, log_level):
     """Run read-only SQL over a build's DuckDB file and print a table (or --json rows).
     Works while `escpro build` is writing the same file.

@@ -1,11 +1,12 @@
 """Batched, crash-safe writes of the build's rows.
 
 Tree searches hand over Deltas (one per commit point); the writer merges them and, every
-`interval_s` or when `max_rows` wait, opens the file, writes everything in ONE transaction
-(arrow batches: STACK_NOTES.md measures row-by-row inserts ~300x slower) and closes it again, so
-`escpro query` can open the file between commits. A delta is either fully committed or not at
-all; node rows are upserts of a node's latest values, every other row is keyed or append-only,
-so a batch never duplicates what an earlier one wrote.
+`interval_s` or when `max_rows` wait, writes everything in ONE transaction (arrow batches:
+STACK_NOTES.md measures row-by-row inserts ~300x slower). It keeps the file open between commits
+until a reader asks for it (store/db.py: readers_dir), then closes it after the next commit and
+opens it again for the one after, so `escpro query` gets in between. A delta is either fully
+committed or not at all; node rows are upserts of a node's latest values, every other row is
+keyed or append-only, so a batch never duplicates what an earlier one wrote.
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from escpro.store.db import COLUMNS, StoreError, arrow_table, connect, ensure_schema, is_lock_error
+import duckdb
+
+from escpro.store.db import (
+    COLUMNS,
+    StoreError,
+    arrow_table,
+    connect,
+    ensure_schema,
+    is_lock_error,
+    readers_waiting,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +64,16 @@ class Batch:
 
 
 def write_batch(path: str | Path, batch: Batch, lock_timeout_s: float) -> None:
-    """One transaction: upsert trees and nodes, insert judgements and calls."""
+    """Open the file, write the batch in one transaction, close it."""
     con = connect(path, timeout_s=lock_timeout_s)
+    try:
+        write_rows(con, batch)
+    finally:
+        con.close()
+
+
+def write_rows(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
+    """One transaction: upsert trees and nodes, insert judgements and calls."""
     try:
         con.execute("BEGIN")
         stamp = now_utc()
@@ -78,8 +97,6 @@ def write_batch(path: str | Path, batch: Batch, lock_timeout_s: float) -> None:
         except Exception:  # noqa: BLE001 (the original error is what matters)
             pass
         raise
-    finally:
-        con.close()
 
 
 def init_db(path: str | Path, run_row: dict, tree_rows: list[dict], lock_timeout_s: float = 30.0):
@@ -130,6 +147,8 @@ class BatchWriter:
         self._lock = asyncio.Lock()
         self.error: BaseException | None = None
         self._locked_since: float | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None  # held between commits
+        self.reopens = 0  # times the file was opened (1 unless readers asked for it)
 
     async def put(self, delta) -> None:
         if self.error is not None:
@@ -150,10 +169,31 @@ class BatchWriter:
             self._wake.clear()
             try:
                 await self.flush()
+                if self._con is not None and readers_waiting(self.path):
+                    await asyncio.to_thread(self._release)
             except Exception as exc:  # noqa: BLE001 (kept and re-raised to the build)
                 log.error("commit failed: %s", exc)
                 self.error = exc
                 return
+
+    def _release(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            con.close()
+
+    def _commit(self, batch: Batch, wait_s: float) -> None:
+        """In the worker thread: (re)open the file when needed, write, and let go of the file
+        when a reader waits for it."""
+        if self._con is None:
+            self._con = connect(self.path, timeout_s=wait_s)
+            self.reopens += 1
+        try:
+            write_rows(self._con, batch)
+        except BaseException:
+            self._release()  # the next commit starts from a fresh connection
+            raise
+        if readers_waiting(self.path):
+            self._release()
 
     async def flush(self, final: bool = False) -> None:
         """Commit what waits. While a reader holds the file, the batch stays in memory and the
@@ -165,7 +205,7 @@ class BatchWriter:
             t0 = time.monotonic()
             wait = self.lock_timeout_s if final else min(self.lock_timeout_s, self.interval_s)
             try:
-                await asyncio.to_thread(write_batch, self.path, batch, wait)
+                await asyncio.to_thread(self._commit, batch, wait)
             except StoreError as exc:
                 if not is_lock_error(exc) and "still locked" not in str(exc):
                     raise
@@ -190,8 +230,11 @@ class BatchWriter:
     async def close(self) -> None:
         self._closing = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-        if self.error is not None:
-            raise self.error
-        await self.flush(final=True)
+        try:
+            if self._task is not None:
+                await self._task
+            if self.error is not None:
+                raise self.error
+            await self.flush(final=True)
+        finally:
+            await asyncio.to_thread(self._release)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -108,3 +109,72 @@ def test_writer_waits_for_a_reader_then_commits_or_gives_up(tmp_path, lock_timeo
                 asyncio.run(main())
     finally:
         reader.wait(timeout=30)
+
+
+READ = """
+import sys, time
+from escpro.store.db import connect
+t0 = time.monotonic()
+c = connect(sys.argv[1], read_only=True, timeout_s=30)
+print(c.execute("SELECT count(*) FROM nodes").fetchone()[0], round(time.monotonic() - t0, 2), flush=True)
+c.close()
+"""
+
+
+def test_writer_holds_the_file_between_commits_until_a_reader_asks(tmp_path):
+    db = tmp_path / "w.duckdb"
+    con = connect(db)
+    ensure_schema(con)
+    con.close()
+
+    async def main():
+        w = BatchWriter(db, interval_s=60, lock_timeout_s=20)  # commits only when flushed here
+        w.start()
+
+        async def commit(i):
+            await w.put(Delta({"tree_id": "t", "status": "running", "iterations": i},
+                              nodes=[node(f"t/r.{i}", 0.5, 1)]))
+            await w.flush()
+
+        for i in range(3):  # several commits on one open file
+            await commit(i)
+        assert w.commits == 3 and w.reopens == 1
+        plain = subprocess.run(  # held: a reader that does not ask is refused
+            [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True)",
+             str(db)], capture_output=True, text=True)
+        assert plain.returncode != 0 and "lock" in plain.stderr.lower()
+        reader = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", READ, str(db), stdout=asyncio.subprocess.PIPE)
+        i = 3
+        while reader.returncode is None and i < 200:  # commits go on while the reader asks,
+            await commit(i)  # gets in and leaves
+            await asyncio.sleep(0.1)
+            i += 1
+        out, _ = await asyncio.wait_for(reader.communicate(), 30)
+        await commit(i)
+        await w.close()
+        return w, i + 1, out.decode().split()
+
+    w, n, (count, waited) = asyncio.run(main())
+    assert int(count) >= 3 and float(waited) < 10  # it saw the commits made before it got in
+    assert w.reopens >= 2 and w.commits == n
+    assert not (tmp_path / "w.duckdb.readers").exists()  # the request is withdrawn
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM nodes").fetchone() == (n,)
+    con.close()
+
+
+def test_requests_of_dead_readers_are_dropped(tmp_path):
+    from escpro.store.db import readers_dir, readers_waiting
+
+    db = tmp_path / "w.duckdb"
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    d = readers_dir(db)
+    d.mkdir()
+    (d / f"{proc.stdout.strip()}-1").touch()  # that process has exited
+    assert not readers_waiting(db)
+    assert not d.exists()  # the request and its empty directory are gone
+    d.mkdir()
+    (d / f"{os.getpid()}-2").touch()
+    assert readers_waiting(db)
