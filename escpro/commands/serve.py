@@ -78,7 +78,9 @@ def _serve_sim(host, port, endpoints_out, sim_opts, as_json) -> None:
         finally:
             await runner.cleanup()
 
-    asyncio.run(main())
+    from escpro import aio
+
+    aio.run(main())
 
 
 def _serve_vllm(config_path, endpoints_out, dry_run, as_json) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from escpro import __version__
+from escpro import __version__, aio
 from escpro.config import AppConfig
 from escpro.errors import ConfigError, EscproError
 from escpro.mcts.config import SEARCH_KEYS
@@ -331,7 +331,7 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
 
     try:
         with build_gc():  # fewer, shorter collector pauses while the trees run (gctune.py)
-            stats = asyncio.run(main())
+            stats = aio.run(main())
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise BuildInterrupted(
             f"interrupted; everything up to the last commit is in {db}: continue with "

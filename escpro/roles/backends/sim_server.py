@@ -11,13 +11,13 @@ server cheap enough for thousands of calls/s on loopback.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import orjson
 from aiohttp import web
 
 from escpro.roles.backends.sim import SimEngine
@@ -95,7 +95,7 @@ def make_app(
         if api_key and request.headers.get("Authorization") != f"Bearer {api_key}":
             return web.json_response({"error": {"message": "invalid api key"}}, status=401)
         try:
-            body = json.loads(await request.read())
+            body = orjson.loads(await request.read())
             if not isinstance(body, dict):
                 raise ValueError("body is not an object")
         except ValueError as exc:
@@ -156,7 +156,7 @@ def make_app(
                 "total_tokens": ans.prompt_tokens + ans.completion_tokens,
             },
         }
-        data = json.dumps(payload).encode()
+        data = orjson.dumps(payload)
         if fault == "truncated":
             resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
             resp.content_length = len(data)
