@@ -178,10 +178,12 @@ def warm_imports() -> None:
     import duckdb
     import pyarrow as pa
 
+    import escpro.aio
     import escpro.mcts.runner  # noqa: F401
     import escpro.roles.backends.openai  # noqa: F401
     import escpro.seeds.load  # noqa: F401
 
+    escpro.aio.loop_name()  # imports uvloop
     con = duckdb.connect()
     con.register("_t", pa.table({"x": [1]}))
     con.execute("SELECT * FROM _t").fetchall()

@@ -27,7 +27,7 @@ from escpro.mcts.gctune import build_gc
 from escpro.mcts.scheduler import BuildStats, Scheduler, SeedJob, seed_record
 from escpro.paths import REPO_DIR
 from escpro.store import ids
-from escpro.store.db import connect, ensure_schema
+from escpro.store.db import connect
 from escpro.store.reader import load_nodes, load_runs, load_trees
 from escpro.store.schema import SCHEMA_VERSION
 from escpro.store.writer import BatchWriter, init_db, now_utc
@@ -292,25 +292,22 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
         "random_seed": random_seed,
         "command": opts.command or None,
     }
+    jobs = [
+        SeedJob(d, tid, existing.get(tid), nodes.get(tid, []),
+                json.dumps(seed_record(d), ensure_ascii=False))
+        for tid, d in zip(tids, chosen, strict=True)
+    ]
     pending_rows = [
         {
-            "tree_id": tid, "run_id": run_id, "seed_id": d.seed_id, "seed_index": d.index,
-            "scene": d.scene, "situation": d.situation, "status": "pending", "iterations": 0,
-            "end_count": 0, "seed": json.dumps(seed_record(d), ensure_ascii=False),
+            "tree_id": j.tree_id, "run_id": run_id, "seed_id": j.dialogue.seed_id,
+            "seed_index": j.dialogue.index, "scene": j.dialogue.scene,
+            "situation": j.dialogue.situation, "status": "pending", "iterations": 0,
+            "end_count": 0, "seed": j.seed_json,
         }
-        for tid, d in zip(tids, chosen, strict=True)
-        if tid not in existing
+        for j in jobs
+        if j.tree_id not in existing
     ]
-    con = connect(db, timeout_s=cfg.build.lock_timeout_s)
-    try:
-        ensure_schema(con)
-    finally:
-        con.close()
     init_db(db, run_row, pending_rows, cfg.build.lock_timeout_s)
-    jobs = [
-        SeedJob(d, tid, existing.get(tid), nodes.get(tid, []))
-        for tid, d in zip(tids, chosen, strict=True)
-    ]
     todo = sum(1 for j in jobs if (j.tree_row or {}).get("status") not in ("done", "failed"))
     update, close_bar = _progress_factory(todo, progress)
 

@@ -34,6 +34,7 @@ class SeedJob:
     tree_id: str
     tree_row: dict | None = None  # committed row when resuming
     node_rows: list[dict] = field(default_factory=list)
+    seed_json: str | None = None  # the seed as stored in trees.seed (computed once per build)
 
 
 @dataclass
@@ -133,7 +134,7 @@ class Scheduler:
             "seed_index": d.index,
             "scene": d.scene,
             "situation": d.situation,
-            "seed": json.dumps(seed_record(d), ensure_ascii=False),
+            "seed": job.seed_json or json.dumps(seed_record(d), ensure_ascii=False),
         }
 
     async def run_tree(self, job: SeedJob) -> TreeState:

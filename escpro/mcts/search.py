@@ -38,6 +38,11 @@ from escpro.mcts.world import DialogueWorld
 from escpro.roles.api import DialogueContext, Judgement, Utterance
 from escpro.store.ids import node_id
 
+# A tree's calls per iteration before it has run one (only orders the waiting calls of trees
+# that have not started against those that have: a full iteration of the paper's search makes
+# ~22 calls, an end node's judgement 1; a mid value keeps new trees from starving or jumping).
+PRIOR_CALLS_PER_ITERATION = 10.0
+
 log = logging.getLogger(__name__)
 
 
@@ -117,6 +122,16 @@ class TreeSearch:
         self.rules = StopRules(
             cfg.min_iterations, cfg.max_iterations, cfg.min_end_nodes, cfg.max_end_nodes
         )
+        self._iter_calls = 0  # calls of the iterations this search ran, for remaining_calls()
+        self._iters_run = 0
+
+    def remaining_calls(self, next_iteration: int) -> float:
+        """An estimate of the calls this tree has left, from its own calls per iteration so far.
+        The backends serve the trees with the most work left first when calls queue (a build
+        ends with its longest tree: longest-remaining-work-first shortens that tree's waits)."""
+        left = max(self.cfg.max_iterations - next_iteration + 1, 1)
+        per = self._iter_calls / self._iters_run if self._iters_run else PRIOR_CALLS_PER_ITERATION
+        return left * per
 
     # ---- commit points ----
     def tree_row(self) -> dict:
@@ -139,6 +154,9 @@ class TreeSearch:
         nodes = [node_row(s.tree_id, nd) for nd in s.dirty.values()]
         s.dirty.clear()
         calls, self.world.rec.rows = self.world.rec.rows, []
+        if iterations_done:
+            self._iter_calls += len(calls)
+            self._iters_run += iterations_done
         judg, self.judgements = self.judgements, []
         row = self.tree_row()
         await self.commit(Delta(row, nodes, judg, calls, iterations_done))
@@ -152,6 +170,7 @@ class TreeSearch:
         lay = w.layout
         names = w.names
         w.rec.start_iteration(0)
+        w.rec.priority = -(self.remaining_calls(1) + len(lay.turns))
         root = Node(
             path=(), kind="root", q=cfg.gold_q, n=cfg.gold_n, is_gold=True,
             seeker_text=lay.root_seeker_text, created_iter=0,
@@ -346,6 +365,7 @@ class TreeSearch:
                 s.status, s.stop_reason = "done", reason
                 return
             it = s.iterations + 1
+            self.world.rec.priority = -self.remaining_calls(it)
             try:
                 await self.iteration(it)
                 s.consecutive_failures = 0

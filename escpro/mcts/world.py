@@ -103,6 +103,9 @@ class CallRecorder:
     tree_id: str
     rows: list[dict]
     failures: int = 0
+    # Where the backends queue this tree's calls when more wait than the server takes (lower
+    # first; None: by iteration). The search sets it to minus its estimate of the calls left.
+    priority: float | None = None
 
     def start_iteration(self, iteration: int) -> None:
         """Number the calls of the current task from 0 under `iteration`."""
@@ -133,6 +136,7 @@ class CallRecorder:
             "tree_id": self.tree_id,
             "node_id": node_id(self.tree_id, path) if path is not None else None,
             "iteration": cur.iteration,
+            "priority": self.priority,
         }
 
     def record(self, meta: dict[str, Any], outcome: Outcome) -> None:

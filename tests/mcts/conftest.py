@@ -38,6 +38,7 @@ class ScriptedRoleSet:
         self.ends_fn = ends or (lambda ctx: last_supporter(ctx).strategy == "C")
         self.fail_fn = fail or (lambda role, ctx, i: False)
         self.log: list[tuple[str, DialogueContext, str | None]] = []
+        self.metas: list[dict] = []  # the meta of every call sent, in order
         self.sent = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -58,6 +59,7 @@ class ScriptedRoleSet:
         self.sent += 1
         idx = len(self.log)
         self.log.append((role, ctx, extra))
+        self.metas.append(dict(meta or {}))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         it = (meta or {}).get("iteration", -1)

@@ -1,5 +1,6 @@
 """The openai backend's per-endpoint slots: at most n holders; waiters go lowest priority (the
-call's iteration) first, FIFO among equals; a cancelled waiter never keeps a slot."""
+build's estimate of the tree's remaining work, negated, else the call's iteration) first, FIFO
+among equals; a cancelled waiter never keeps a slot."""
 
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ def test_a_cancelled_waiter_passes_its_slot_on():
     asyncio.run(main())
 
 
-def test_priority_is_the_calls_iteration():
+def test_priority_is_the_callers_then_the_calls_iteration():
+    assert _priority(RoleRequest("reward", (), meta={"iteration": 7, "priority": -42.5})) == -42.5
+    assert _priority(RoleRequest("reward", (), meta={"iteration": 7, "priority": None})) == 7
     assert _priority(RoleRequest("reward", (), meta={"iteration": 7})) == 7
     assert _priority(RoleRequest("reward", ())) == 0
     assert _priority(RoleRequest("reward", (), meta={"iteration": "x"})) == 0

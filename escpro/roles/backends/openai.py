@@ -72,9 +72,16 @@ class _Slots:
         self._free += 1
 
 
-def _priority(req: RoleRequest) -> int:
-    it = req.meta.get("iteration") if req.meta else None
-    return it if isinstance(it, int) else 0
+def _priority(req: RoleRequest) -> float:
+    """Lower is served first: the caller's meta["priority"] (the build's estimate of the tree's
+    remaining work, negated), else its iteration (the tree furthest behind first)."""
+    meta = req.meta
+    if not meta:
+        return 0
+    p = meta.get("priority")
+    if p is None:
+        p = meta.get("iteration")
+    return p if isinstance(p, (int, float)) else 0
 
 
 # Per event loop (a semaphore binds to one loop), per endpoint: roles on one server share a limit.
