@@ -14,7 +14,8 @@ HELP = """Run the whole escpro pipeline on the bundled seed dialogues, on this m
   build    MCTS over support strategies (four LLM roles), trees in a DuckDB file
   extract  ESC-Pro preference pairs (+ KTO, SFT files)
   stats    Table 5, strategy use by dialogue stage (PNG), call costs
-  train    a few LoRA DPO (CSO) steps on the pairs
+  sft      a short LoRA SFT stage on the valid paths: the "(<Strategy>) <reply>" format
+  train    a few LoRA DPO (CSO) steps on the pairs, starting from the SFT model
   eval     generate on held-out test dialogues; score Q, Qw, B, ROUGE-L
 
 \b
@@ -27,7 +28,7 @@ Backends (--backend):
 
 The real-model demo finishes within 15 minutes on a 2-core CPU (docs/demo.md has the timings).
 Settings: configs/demo/gemma.yaml or configs/demo/sim.yaml; --config FILE is merged over them.
-Everything goes to --out: config.yaml, trees.duckdb, esc-pro/, stats/, train/, eval/,
+Everything goes to --out: config.yaml, trees.duckdb, esc-pro/, stats/, sft/, train/, eval/,
 summary.json; each step's equivalent escpro command is in summary.json.
 
 \b
@@ -58,7 +59,8 @@ def demo(backend, out, seeds, random_seed, overwrite, no_progress, config_path, 
     # llguidance reports a batch row that keeps decoding after its JSON closed; the answer is fine.
     warnings.filterwarnings("ignore", message="Error in LLMatcher")
 
-    from escpro.demo.pipeline import DemoOptions, run_demo, summary_text
+    from escpro.demo.pipeline import DemoOptions, run_demo
+    from escpro.demo.report import summary_text
 
     def echo(text: str) -> None:
         click.echo(text, err=as_json)

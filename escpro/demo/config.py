@@ -4,6 +4,10 @@ A demo config is an ordinary escpro config (roles, build, extract, train, eval) 
 section. Two placeholders name models the demo provides: `embedded` (Gemma 3 270M: its GGUF for
 llama.cpp, its converted HF directory for transformers and training) and, for `eval.model.model`,
 `trained-base` (the model training started from; the trained adapter is evaluated on it).
+
+Training is two stages: a short SFT stage on the valid paths (sft.jsonl) teaches the
+"(<Strategy>) <reply>" format that evaluation parses, then DPO on the pairs starts from it
+(`init_from`). `demo.sft_train` holds the SFT stage's train keys, applied over `train:`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from escpro.config import AppConfig, deep_merge, format_validation_error, read_y
 from escpro.config_base import Section
 from escpro.errors import ConfigError
 from escpro.paths import configs_dir
+from escpro.train.config import TrainConfig
 
 EMBEDDED = "embedded"
 TRAINED_BASE = "trained-base"
@@ -26,6 +31,18 @@ class DemoSettings(Section):
     seeds: int = Field(6, ge=1, description="bundled training seed dialogues to build")
     test_items: int = Field(0, ge=0, description="held-out test items to score (0 = all)")
     eval_base: bool = Field(False, description="also score the untrained model, for comparison")
+    sft: bool = Field(True, description="run a short SFT stage on sft.jsonl before DPO (DPO starts from it)")
+    sft_train: dict[str, Any] = Field(
+        default_factory=dict, description="train keys of the SFT stage, applied over the `train:` section")
+
+
+def sft_train_config(train: TrainConfig, demo: DemoSettings, source: str = "demo") -> TrainConfig:
+    """The SFT stage's settings: the `train:` section, method sft, then `demo.sft_train` over it."""
+    data = {**train.model_dump(), "method": "sft", **demo.sft_train}
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(f"{source}: demo.sft_train", exc)) from None
 
 
 def default_config_path(kind: str) -> Path:
@@ -50,4 +67,6 @@ def load_demo_config(kind: str, user_file: Path | None) -> tuple[DemoSettings, A
         cfg = AppConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
+    if demo.sft:
+        sft_train_config(cfg.train, demo, source)  # a bad key stops here, before any long work
     return demo, cfg, data

@@ -1,7 +1,8 @@
-"""`escpro demo` as a library call: bundled seeds -> build -> extract -> stats -> DPO -> eval.
+"""`escpro demo` as a library call: bundled seeds -> build -> extract -> stats -> SFT -> DPO -> eval.
 
 Each step calls the piece that owns it (escpro.mcts.runner.run_build, the extract and stats
-commands, escpro.train.run.train, escpro.evaluate.run.run_eval) with the demo's small settings,
+commands, escpro.train.run.train (twice: SFT, then DPO from the SFT model), escpro.evaluate.run.run_eval)
+with the demo's small settings,
 and leaves in OUT exactly what that command would have left. OUT/config.yaml holds the resolved
 config, so every printed command can be pasted to redo a step by hand.
 """
@@ -20,7 +21,8 @@ from typing import Any
 
 from escpro.config import AppConfig, dump_config
 from escpro.data import DATA_DIR, DEMO_SEEDS
-from escpro.demo.config import EMBEDDED, TRAINED_BASE, load_demo_config
+from escpro.demo.config import EMBEDDED, TRAINED_BASE, load_demo_config, sft_train_config
+from escpro.demo.report import fmt_scores, query_command, run_scores, sample_pair
 from escpro.demo.steps import DemoStepError, StepRecord, Steps, invoke_json, shell_join
 from escpro.errors import ConfigError, EscproError
 
@@ -28,7 +30,7 @@ DEMO_TEST_SEEDS = DATA_DIR / "demo_test_seeds.json"
 BACKENDS = ("auto", "llamacpp", "transformers", "sim")
 # What a demo leaves in OUT (and what --overwrite removes; nothing else is touched).
 OUTPUTS = ("config.yaml", "testset.jsonl", "trees.duckdb", "trees.duckdb.wal", "esc-pro", "stats",
-           "train", "eval", "summary.json")
+           "sft", "train", "eval", "summary.json")
 LLAMACPP_NOTE = ("llama.cpp is not installed (opt in with pip install -e '.[llamacpp]'; it compiles for "
                  "~10 minutes): the roles run on the transformers backend instead")
 
@@ -111,41 +113,6 @@ def _check_placeholders(cfg: AppConfig) -> None:
         raise ConfigError(f"train: '{EMBEDDED}' needs a real backend; with --backend sim train the tiny model")
 
 
-def _sample_pair(pairs_path: Path) -> dict[str, Any] | None:
-    if not pairs_path.is_file():
-        return None
-    with pairs_path.open(encoding="utf-8") as fh:
-        line = fh.readline()
-    if not line.strip():
-        return None
-    rec = json.loads(line)
-    last_user = next((m["content"] for m in reversed(rec["prompt"]) if m["role"] == "user"), "")
-    return {
-        "tree_id": rec.get("tree_id"),
-        "turn": rec.get("turn"),
-        "context_last_user": last_user,
-        "chosen": rec["chosen"][0]["content"],
-        "rejected": rec["rejected"][0]["content"],
-        "chosen_node_id": rec.get("chosen_node_id"),
-        "rejected_node_id": rec.get("rejected_node_id"),
-        "chosen_q": rec.get("chosen_q"),
-        "rejected_q": rec.get("rejected_q"),
-    }
-
-
-def query_command(db: Path, pair: dict[str, Any] | None) -> str:
-    """A `escpro query` the user can paste: the pair's two nodes, or the best nodes."""
-    if pair and pair.get("chosen_node_id"):
-        ids = ", ".join(f"'{pair[k]}'" for k in ("chosen_node_id", "rejected_node_id"))
-        sql = (f"SELECT node_id, strategy, round(q, 3) AS q, n, supporter_text FROM nodes "
-               f"WHERE node_id IN ({ids})")
-    else:
-        sql = ("SELECT node_id, strategy, round(q, 3) AS q, n FROM nodes WHERE kind = 'expanded' "
-               "ORDER BY q DESC LIMIT 10")
-    # Double quotes around the SQL keep its single-quoted ids readable (no $, ` or " inside).
-    return f'{shell_join(["escpro", "query", "--db", db])} "{sql}"'
-
-
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
     """Run the whole demo; returns the summary also written to OUT/summary.json."""
     t_start = time.perf_counter()
@@ -161,14 +128,17 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     for n in notes:
         echo(f"note: {n}")
 
-    names = (["model"] if kind != "sim" else []) + ["build", "extract", "stats", "train", "eval"]
+    names = ((["model"] if kind != "sim" else []) + ["build", "extract", "stats"]
+             + (["sft"] if demo.sft else []) + ["train", "eval"])
     steps = Steps(names, echo)
     state: dict[str, Any] = {"model": None}
     files = {
         "config": out / "config.yaml", "testset": out / "testset.jsonl", "db": out / "trees.duckdb",
-        "esc_pro": out / "esc-pro", "stats": out / "stats", "train": out / "train",
+        "esc_pro": out / "esc-pro", "stats": out / "stats", "sft": out / "sft", "train": out / "train",
         "eval": out / "eval", "summary": out / "summary.json",
     }
+    if not demo.sft:
+        del files["sft"]
 
     if kind != "sim":
         def model_step(rec: StepRecord) -> None:
@@ -255,32 +225,55 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     steps.run("stats", "stats: Table 5, strategy use by dialogue stage, call costs", stats_step)
 
-    # --- train ------------------------------------------------------------------------------
-    def train_step(rec: StepRecord) -> None:
-        from escpro.train.models import start_source
-        from escpro.train.run import train as run_train
+    # --- sft + train ----------------------------------------------------------------------------
+    from escpro.train.models import start_source
+    from escpro.train.run import train as run_train
 
-        tcfg = cfg.train.model_copy(update={"data": str(files["esc_pro"]), "out": str(files["train"])})
+    def sft_step(rec: StepRecord) -> None:
+        scfg = sft_train_config(cfg.train, demo).model_copy(
+            update={"data": str(files["esc_pro"]), "out": str(files["sft"])})
+        rec.command = shell_join(["escpro", "train", "--config", config_arg, "--method", "sft", "--data",
+                                  files["esc_pro"], "--out", files["sft"], *_kv_args(demo.sft_train)])
+        with _stdout_to_stderr(not opts.progress):
+            s = run_train(scfg)
+        rec.info = _train_info(s)
+        rec.outputs["LoRA adapter"] = str(files["sft"] / "adapter")
+        rec.outputs["training curve"] = str(files["sft"] / "training_curve.png")
+        echo(f"      {_train_line(scfg, s, 'SFT dialogues')}")
+
+    if demo.sft:
+        n_sft = sft_train_config(cfg.train, demo).max_steps
+        steps.run("sft", f"sft: {n_sft} LoRA SFT steps on the valid paths (the \"(<Strategy>) <reply>\" format)",
+                  sft_step)
+
+    def train_step(rec: StepRecord) -> None:
+        update: dict[str, Any] = {"data": str(files["esc_pro"]), "out": str(files["train"])}
+        extra: list[str] = []
+        if demo.sft:
+            update["init_from"] = str(files["sft"])
+            extra = [f"init_from={files['sft']}"]
+        tcfg = cfg.train.model_copy(update=update)
         rec.command = shell_join(["escpro", "train", "--config", config_arg, "--data", files["esc_pro"],
-                                  "--out", files["train"]])
+                                  "--out", files["train"], *extra])
         with _stdout_to_stderr(not opts.progress):
             s = run_train(tcfg)
         state["base"] = start_source(tcfg).base
-        rec.info = {k: s.get(k) for k in ("method", "mode", "records", "steps", "train_loss",
-                                          "first_loss", "last_loss")}
+        rec.info = _train_info(s)
         rec.outputs["LoRA adapter"] = str(files["train"] / "adapter")
+        if (files["train"] / "merged").is_dir():
+            rec.outputs["merged model"] = f"{files['train'] / 'merged'} (SFT + DPO adapters, for eval)"
         rec.outputs["training curve"] = str(files["train"] / "training_curve.png")
-        loss = (f", loss {s['first_loss']:.4f} -> {s['last_loss']:.4f}" if "first_loss" in s else "")
-        echo(f"      {tcfg.method} ({tcfg.mode}) on {tcfg.model}: {s['steps']} steps over "
-             f"{s['records']} pairs{loss}")
+        echo(f"      {_train_line(tcfg, s, 'pairs')}")
 
-    steps.run("train", f"train: {cfg.train.max_steps} LoRA {cfg.train.method.upper()} steps on the pairs",
+    start = " from the SFT model" if demo.sft else ""
+    steps.run("train", f"train: {cfg.train.max_steps} LoRA {cfg.train.method.upper()} steps on the pairs{start}",
               train_step)
 
     # --- eval -------------------------------------------------------------------------------
     def eval_step(rec: StepRecord) -> None:
         from escpro.evaluate.run import run_eval
         from escpro.evaluate.testsets import turn_items, write_items
+        from escpro.evaluate.trained import resolve_train_output
         from escpro.seeds.load import load_seeds
 
         loaded = load_seeds(DEMO_TEST_SEEDS, taxonomy=cfg.eval.taxonomy)
@@ -292,8 +285,11 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         model = cfg.eval.model
         if model.model in (TRAINED_BASE, "", None):
             model = model.model_copy(update={"model": base})
-        runs = [("trained", model.model_copy(update={"adapter": str(files["train"] / "adapter")}),
-                 f"{cfg.train.method.upper()} (demo)", "LoRA")]
+        # The train output says how to rebuild the trained model (base + adapter, or the merged
+        # SFT + DPO model) and holds the tokenizer with the chat template it was trained with.
+        trained = model.model_copy(update=resolve_train_output(files["train"]))
+        method = ("SFT + " if demo.sft else "") + f"{cfg.train.method.upper()} (demo)"
+        runs = [("trained", trained, method, "LoRA")]
         if demo.eval_base:
             runs.insert(0, ("base", model, "base", "-"))
         rec.outputs["test set"] = f"{files['testset']} ({n_items} items from held-out dialogues)"
@@ -304,21 +300,17 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             with _stdout_to_stderr(not opts.progress):
                 res = run_eval(ecfg, files["testset"], run_dir, name=f"{label}", method=method, mode=mode,
                                overwrite=True, limit=limit, progress=opts.progress)
-            sc = res["scores"]
-            rec.info["runs"][label] = {
-                "dir": str(run_dir), "Q": sc.get("Q"), "Qw": sc.get("Qw"), "B": sc.get("B"),
-                "rouge_l": sc.get("rouge_l"), "invalid": sc.get("invalid"), "n": sc.get("n"),
-                "seconds": res.get("seconds"), "failed_calls": res.get("failed_calls"),
-            }
+            rec.info["runs"][label] = run_scores(res["scores"], {
+                "dir": str(run_dir), "seconds": res.get("seconds"), "failed_calls": res.get("failed_calls")})
             rec.outputs[f"scores ({label})"] = str(run_dir / "scores.json")
-            echo(f"      {label:<8} {_fmt_scores(rec.info['runs'][label])}")
-        adapter_arg = ["--adapter", files["train"] / "adapter"]
-        rec.command = shell_join(["escpro", "eval", "run", "--config", config_arg, "--model", base, *adapter_arg,
+            echo(f"      {label:<8} {fmt_scores(rec.info['runs'][label])}")
+        state["sample_prediction"] = _first_prediction(files["eval"] / "trained" / "predictions.jsonl")
+        rec.command = shell_join(["escpro", "eval", "run", "--config", config_arg, "--model", files["train"],
                                   "--testset", files["testset"], "--out", files["eval"] / "trained"])
 
     steps.run("eval", "eval: generate on the held-out test set and score (Q, Qw, B, ROUGE-L)", eval_step)
 
-    pair = _sample_pair(files["esc_pro"] / "pairs.jsonl")
+    pair = sample_pair(files["esc_pro"] / "pairs.jsonl")
     summary: dict[str, Any] = {
         "backend": kind,
         "requested_backend": opts.backend,
@@ -334,19 +326,39 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         "sample_pair": pair,
         "query": query_command(files["db"], pair),
         "scores": next(r.info["runs"] for r in steps.records if r.name == "eval"),
+        "sample_prediction": state.get("sample_prediction"),
     }
     files["summary"].write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n",
                                 encoding="utf-8")
     return summary
 
 
-def _fmt_scores(r: dict[str, Any]) -> str:
-    def pct(v):
-        return "n/a" if v is None else f"{100 * v:.1f}"
+def _kv_args(overrides: dict[str, Any]) -> list[str]:
+    """`key=value` arguments of `escpro train` (values as YAML scalars or flow lists)."""
+    return [f"{k}={json.dumps(v) if isinstance(v, list | dict) else v}" for k, v in overrides.items()]
 
-    b = "n/a" if r.get("B") is None else f"{r['B']:.2f}"
-    return (f"Q {pct(r.get('Q'))}  Qw {pct(r.get('Qw'))}  B {b}  R-L {pct(r.get('rouge_l'))}  "
-            f"(n={r.get('n')}, invalid {pct(r.get('invalid'))}%)")
+
+def _train_info(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: s.get(k) for k in ("method", "mode", "records", "steps", "train_loss", "first_loss",
+                                  "last_loss", "seconds")}
+
+
+def _train_line(tcfg: Any, s: dict[str, Any], what: str) -> str:
+    loss = f", loss {s['first_loss']:.4f} -> {s['last_loss']:.4f}" if "first_loss" in s else ""
+    src = f"the SFT model ({Path(tcfg.init_from).name}/)" if tcfg.init_from else Path(str(tcfg.model)).name
+    return f"{tcfg.method} ({tcfg.mode}) on {src}: {s['steps']} steps over {s['records']} {what}{loss}"
+
+
+def _first_prediction(path: Path) -> str | None:
+    """The trained model's first raw answer, to show what it writes."""
+    if not path.is_file():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            text = str(rec.get("raw") or rec.get("response_pred") or "").strip()
+            return text or None
+    return None
 
 
 @contextlib.contextmanager
@@ -359,38 +371,4 @@ def _stdout_to_stderr(active: bool):
         yield
 
 
-def summary_text(s: dict[str, Any]) -> str:
-    """The closing report: times, where things went, a pair, scores, a query to paste."""
-    lines = ["", f"Demo finished in {s['total_seconds']:.1f} s (roles backend: {s['backend']}).", "",
-             "  step       time"]
-    for st in s["steps"]:
-        lines.append(f"  {st['name']:<9} {st['seconds']:>6.1f} s")
-    lines += ["", f"Everything is in {s['out']}:"]
-    f = s["files"]
-    for label, key in (("config (resolved)", "config"), ("trees (DuckDB)", "db"), ("ESC-Pro data", "esc_pro"),
-                       ("statistics + plots", "stats"), ("trained adapter", "train"),
-                       ("evaluation runs", "eval"), ("summary", "summary")):
-        lines.append(f"  {label:<20} {f[key]}")
-    p = s.get("sample_pair")
-    if p:
-        def q(v):
-            return "?" if v is None else f"{v:.2f}"
-
-        lines += ["", f"A preference pair (tree {p['tree_id']}, turn {p['turn']}):",
-                  f"  seeker:   {_clip(p['context_last_user'])}",
-                  f"  chosen   (Q {q(p['chosen_q'])}): {_clip(p['chosen'])}",
-                  f"  rejected (Q {q(p['rejected_q'])}): {_clip(p['rejected'])}"]
-    lines += ["", "Scores on the held-out test set (Q, Qw, ROUGE-L in %, B lower is better):"]
-    for label, r in s["scores"].items():
-        lines.append(f"  {label:<8} {_fmt_scores(r)}")
-    lines += ["", "Look inside the trees with SQL:", f"  {s['query']}", "",
-              "Redo any step by hand: the commands are in summary.json (steps[].command)."]
-    return "\n".join(lines)
-
-
-def _clip(text: str, width: int = 110) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-__all__ = ["DemoOptions", "run_demo", "summary_text", "resolve_backend", "EscproError"]
+__all__ = ["DemoOptions", "run_demo", "resolve_backend", "EscproError"]

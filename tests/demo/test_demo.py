@@ -39,8 +39,8 @@ def sim_demo(tmp_path_factory):
 def test_sim_demo_outputs(sim_demo):
     out, summary, stderr = sim_demo
     # every step ran and said where its outputs went
-    assert [s["name"] for s in summary["steps"]] == ["build", "extract", "stats", "train", "eval"]
-    assert "[5/5] eval" in stderr
+    assert [s["name"] for s in summary["steps"]] == ["build", "extract", "stats", "sft", "train", "eval"]
+    assert "[6/6] eval" in stderr
     assert json.loads((out / "summary.json").read_text()) == summary
     build = summary["steps"][0]["info"]
     assert build["trees_done"] == 6 and build["failed_calls"] == 0
@@ -62,18 +62,26 @@ def test_sim_demo_outputs(sim_demo):
     finally:
         con.close()
 
-    # stats wrote the stage plot; training wrote an adapter; eval scored the held-out set
+    # stats wrote the stage plot; SFT then DPO from the SFT model; eval scored the held-out set
     png = out / "stats" / "stages.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-    adapter = out / "train" / "adapter"
-    assert (adapter / "adapter_config.json").is_file()
-    assert (adapter / "adapter_model.safetensors").stat().st_size > 1000
-    assert summary["steps"][3]["info"]["steps"] == 3
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["sft"]["info"]["method"] == "sft" and steps["sft"]["info"]["steps"] == 2
+    assert steps["train"]["info"]["method"] == "dpo" and steps["train"]["info"]["steps"] == 3
+    for stage in ("sft", "train"):
+        adapter = out / stage / "adapter"
+        assert (adapter / "adapter_config.json").is_file()
+        assert (adapter / "adapter_model.safetensors").stat().st_size > 1000
+    manifest = json.loads((out / "train" / "escpro_train.json").read_text())
+    assert manifest["init_from"] == str(out / "sft") and manifest["merged"] == "merged"
+    trained_run = json.loads((out / "eval" / "trained" / "run.json").read_text())
+    assert trained_run["identity"]["model"] == str(out / "train" / "merged")  # the SFT + DPO model
     for run in ("base", "trained"):
         scores = json.loads((out / "eval" / run / "scores.json").read_text())
         for key in ("Q", "Qw", "B", "rouge_l"):
             assert key in scores
         assert scores["n"] == summary["scores"][run]["n"] == 8
+        assert summary["scores"][run]["valid"] == pytest.approx(1 - scores["invalid"])
     test_situations = {json.loads(line)["description"] for line in (out / "testset.jsonl").read_text().splitlines()}
     con = duckdb.connect(str(out / "trees.duckdb"), read_only=True)
     try:
@@ -91,6 +99,23 @@ def test_sim_demo_outputs(sim_demo):
                        timeout=120, cwd=REPO)
     assert q.returncode == 0, q.stderr
     assert {r["node_id"] for r in json.loads(q.stdout)} == {pairs[0]["chosen_node_id"], pairs[0]["rejected_node_id"]}
+
+
+@pytest.mark.slow
+def test_printed_train_commands_redo_the_two_stages(sim_demo):
+    """The SFT and DPO commands in summary.json resolve to the settings the demo trained with."""
+    out, summary, _ = sim_demo
+    steps = {s["name"]: s for s in summary["steps"]}
+    plans = {}
+    for stage in ("sft", "train"):
+        cmd = shlex.split(steps[stage]["command"])
+        assert cmd[:2] == ["escpro", "train"]
+        p = subprocess.run([*ESCPRO, *cmd[1:], "--check", "--json"], capture_output=True, text=True,
+                           env=_env(), timeout=120, cwd=REPO)
+        assert p.returncode == 0, p.stderr
+        plans[stage] = json.loads(p.stdout)
+    assert plans["sft"]["method"] == "sft" and plans["train"]["method"] == "dpo"
+    assert f"init_from={out / 'sft'}" in steps["train"]["command"]
 
 
 @pytest.mark.slow
@@ -116,6 +141,15 @@ def test_bad_demo_config_is_one_line(tmp_path):
     res = CliRunner().invoke(cli, ["demo", "--backend", "sim", "--out", str(tmp_path / "o"), "--config", str(cfg)])
     assert res.exit_code == 2
     assert "demo: seedz: unknown key" in res.output
+
+
+def test_bad_sft_key_is_one_line(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("demo:\n  sft_train: {learning_ratee: 0.1}\n")
+    res = CliRunner().invoke(cli, ["demo", "--backend", "sim", "--out", str(tmp_path / "o"), "--config", str(cfg)])
+    assert res.exit_code == 2
+    assert "demo.sft_train: learning_ratee: unknown key" in res.output
+    assert not (tmp_path / "o").exists()  # refused before any work
 
 
 def test_sim_refuses_embedded_model(tmp_path):
@@ -156,3 +190,8 @@ def test_default_configs_validate():
     _, real, _ = load_demo_config("real", None)
     assert real.train.model == "embedded" and real.eval.model.chat_template == "always"
     assert {real.roles.binding(r).instance_key() for r in ("seeker", "supporter", "strategy", "reward")}.__len__() == 1
+    from escpro.demo.config import sft_train_config
+
+    demo, real, _ = load_demo_config("real", None)
+    sft = sft_train_config(real.train, demo)
+    assert demo.sft and sft.method == "sft" and sft.max_steps > 0 and sft.model == "embedded"
