@@ -311,6 +311,8 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
     todo = sum(1 for j in jobs if (j.tree_row or {}).get("status") not in ("done", "failed"))
     update, close_bar = _progress_factory(todo, progress)
 
+    counts: dict = {}  # what the file holds at the end (read on the writer's open connection)
+
     async def main() -> BuildStats:
         _cancel_on_signals(asyncio.current_task())
         writer = BatchWriter(db, cfg.build.commit_interval_s, cfg.build.commit_max_rows,
@@ -322,7 +324,7 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
             return await sched.run(jobs)
         finally:
             try:
-                await writer.close()
+                counts.update(await writer.close(then=lambda con: _db_summary(con, tids)) or {})
             finally:
                 await roleset.aclose()
 
@@ -337,7 +339,7 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
     finally:
         close_bar()
     summary = stats.as_dict()
-    summary.update(_db_summary(db, tids))
+    summary.update(counts)
     summary.update(
         {
             "run_id": run_id,
@@ -356,19 +358,16 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
     return summary
 
 
-def _db_summary(db: Path, tids: list[str]) -> dict:
-    con = connect(db, read_only=True)
-    try:
-        status = dict(con.execute(
-            "SELECT status, count(*) FROM trees WHERE list_contains(?, tree_id) GROUP BY status",
-            [tids]).fetchall())
-        n_nodes, n_end = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE is_end) FROM nodes "
-            "WHERE list_contains(?, tree_id)", [tids]).fetchone()
-        calls = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE status <> 'ok') FROM llm_calls "
-            "WHERE list_contains(?, tree_id)", [tids]).fetchone()
-    finally:
-        con.close()
+def _db_summary(con, tids: list[str]) -> dict:
+    """What the file holds for these trees (counted on the writer's connection at the end)."""
+    status = dict(con.execute(
+        "SELECT status, count(*) FROM trees WHERE list_contains(?, tree_id) GROUP BY status",
+        [tids]).fetchall())
+    n_nodes, n_end = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE is_end) FROM nodes "
+        "WHERE list_contains(?, tree_id)", [tids]).fetchone()
+    calls = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status <> 'ok') FROM llm_calls "
+        "WHERE list_contains(?, tree_id)", [tids]).fetchone()
     return {"tree_status": status, "nodes": n_nodes, "end_nodes": n_end,
             "llm_calls_in_db": calls[0], "failed_calls_in_db": calls[1]}
