@@ -46,6 +46,10 @@ class ChainCounting:
     def __init__(self, inner, chains: Chains):
         self._inner = inner
         self._chains = chains
+        # What the role set reads on every call, copied once (__getattr__ costs a call each time).
+        for name in ("backend", "model", "handles_timeout", "call_budget_s", "needs_transcript"):
+            if hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
 
     def __getattr__(self, name):
         return getattr(self._inner, name)

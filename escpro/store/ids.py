@@ -3,14 +3,18 @@ run, shard and merged copy, so resume, shards and merge never collide."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 
 def tree_id(seeds_sha256: str, seed_index: int) -> str:
     """"<seeds sha256[:12]>-<seed index>"."""
     return f"{seeds_sha256[:12]}-{seed_index}"
 
 
+@lru_cache(maxsize=1 << 16)
 def node_id(tree: str, path: tuple[int, ...]) -> str:
-    """"<tree_id>/r" for the root, "<tree_id>/r.0.3" for the child 3 of the root's child 0."""
+    """"<tree_id>/r" for the root, "<tree_id>/r.0.3" for the child 3 of the root's child 0.
+    (Cached: a build asks for the same node's id at every call and commit that touches it.)"""
     return f"{tree}/r" + "".join(f".{i}" for i in path)
 
 
