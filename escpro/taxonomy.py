@@ -55,10 +55,21 @@ class Taxonomy:
         return self.names.index(canon)
 
     def canonical(self, label: str | None) -> str | None:
-        """The taxonomy's name for a source label, or None when the label is unknown/empty."""
+        """The taxonomy's name for a source label, or None when the label is unknown/empty.
+        Answers are memoised per taxonomy (a build asks for the same few labels on every call;
+        hashing the taxonomy for the lookup table and the regex cost ~10 us each time)."""
         if label is None:
             return None
-        return self._lookup().get(normalise_label(label))
+        memo = self.__dict__.get("_canonical_memo")
+        if memo is None:
+            memo = self.__dict__["_canonical_memo"] = {}
+        hit = memo.get(label, memo)
+        if hit is not memo:
+            return hit
+        out = self._lookup().get(normalise_label(label))
+        if len(memo) < 4096:
+            memo[label] = out
+        return out
 
     def definition(self, name: str) -> str:
         canon = self.canonical(name)
