@@ -4,7 +4,9 @@ A call is tried at most 1 + max_retries times. A retry of a greedy call raises t
 `retry_temperature` and changes the sampling seed (a greedy retry would only repeat itself);
 after the last attempt the failure is returned as a value (Outcome(None, result)) with the
 status of the last attempt, never raised and never retried further. Each attempt is bounded by
-`timeout_s`, so no call can hang.
+`timeout_s`, or by the backend itself where it keeps its own limits (`handles_timeout`: the
+in-process batching backends time a request from its batch's start, the openai backend has a
+timer per HTTP attempt), so no call can hang.
 
 The per-tree `cache` holds a future per RoleRequest.key(model): concurrent identical requests in
 one tree wait for one call, and later ones are answered at once (RoleResult.cached=True).
@@ -97,7 +99,7 @@ class ConcreteRoleSet:
         # A backend with its own bounded retries (openai) states its worst case; others get timeout_s.
         budget = getattr(model, "call_budget_s", None) or self.cfg.timeout_s
         try:
-            if getattr(model, "handles_timeout", False):  # in-process: timed from batch start
+            if getattr(model, "handles_timeout", False):  # bounded by the backend itself
                 return (await model.generate([req]))[0]
             if _timeout is not None:  # asyncio.timeout (3.11+) creates no extra task per call
                 async with _timeout(budget):

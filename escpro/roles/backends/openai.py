@@ -170,6 +170,11 @@ def parse_response(raw: bytes, api: str) -> tuple[str, bool, int, int]:
 
 class OpenAIModel:
     backend = "openai"
+    # generate() keeps its own time limit (call_budget_s): every attempt, connecting included,
+    # has a timer, retries and backoffs are bounded, and a call waiting for a slot waits for
+    # calls that are bounded the same way. So the role set adds no timer of its own per call
+    # (asyncio.timeout per call was ~7% of a build's CPU: docs/performance.md).
+    handles_timeout = True
 
     def __init__(
         self,
