@@ -135,20 +135,19 @@ def test_out_not_writable(tmp_path):
     assert "Traceback" not in res.output
 
 
-def test_bad_demo_config_is_one_line(tmp_path):
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("demo:\n  seedz: 3\n", "demo: seedz: unknown key"),
+        ("demo:\n  sft_train: {learning_ratee: 0.1}\n", "demo.sft_train: learning_ratee: unknown key"),
+    ],
+)
+def test_bad_demo_config_is_one_line_before_any_work(tmp_path, yaml_text, message):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("demo:\n  seedz: 3\n")
+    cfg.write_text(yaml_text)
     res = CliRunner().invoke(cli, ["demo", "--backend", "sim", "--out", str(tmp_path / "o"), "--config", str(cfg)])
     assert res.exit_code == 2
-    assert "demo: seedz: unknown key" in res.output
-
-
-def test_bad_sft_key_is_one_line(tmp_path):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("demo:\n  sft_train: {learning_ratee: 0.1}\n")
-    res = CliRunner().invoke(cli, ["demo", "--backend", "sim", "--out", str(tmp_path / "o"), "--config", str(cfg)])
-    assert res.exit_code == 2
-    assert "demo.sft_train: learning_ratee: unknown key" in res.output
+    assert message in res.output
     assert not (tmp_path / "o").exists()  # refused before any work
 
 
