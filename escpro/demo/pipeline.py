@@ -60,7 +60,7 @@ def resolve_backend(requested: str) -> tuple[str, list[str]]:
             return "llamacpp", []
         return "transformers", [LLAMACPP_NOTE] if requested == "llamacpp" else [
             "llama.cpp not installed: using the transformers backend (pip install -e '.[llamacpp]' "
-            "for ~5x faster generation)"]
+            "runs the roles on llama.cpp: faster per call, about as fast for the demo)"]
     return "transformers", []
 
 
