@@ -51,3 +51,5 @@ def test_gemma_gguf_all_roles_through_llamacpp() -> None:
     assert judge.ok and all(0 <= getattr(judge.value, k) <= 4
                             for k in ("empathy", "information", "humanoid", "strategy"))
     assert scores.result.backend == "llamacpp"
+    for o in (scores, reply, seek, judge):  # llama.cpp's own usage reaches the llm_calls rows
+        assert o.result.prompt_tokens > 20 and 0 < o.result.completion_tokens <= tokens["strategy"]

@@ -38,6 +38,32 @@ def import_llama_cpp():
     return llama_cpp
 
 
+class UsageRecorder:
+    """Stands in for the `Llama` object inside Outlines' model: Outlines returns only the text
+    of a completion, but llama.cpp's own `usage` (prompt and completion tokens) and finish reason
+    are what the llm_calls rows should record. One call at a time (the worker thread), so the
+    last completion is the current request's."""
+
+    def __init__(self, llm: Any) -> None:
+        self._llm = llm
+        self.last: dict[str, Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._llm, name)
+
+    def _keep(self, completion: Any) -> Any:
+        if isinstance(completion, dict):
+            choices = completion.get("choices") or [{}]
+            self.last = {**(completion.get("usage") or {}), "finish_reason": choices[0].get("finish_reason")}
+        return completion
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        return self._keep(self._llm(*args, **kw))
+
+    def create_chat_completion(self, *args: Any, **kw: Any) -> Any:
+        return self._keep(self._llm.create_chat_completion(*args, **kw))
+
+
 class LlamaCppModel(BatchingModel):
     backend = "llamacpp"
 
@@ -56,6 +82,8 @@ class LlamaCppModel(BatchingModel):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             self.om = outlines.from_llamacpp(llm, chat_mode=self.use_chat)
+        self.usage = UsageRecorder(llm)
+        self.om.model = self.usage
         self._generators: dict[str, Any] = {}
         super().__init__(batch_size=1, batch_wait_ms=0.0, timeout_s=timeout_s)
 
@@ -119,13 +147,20 @@ class LlamaCppModel(BatchingModel):
                 kw["seed"] = s.seed
             if s.stop:
                 kw["stop"] = list(s.stop)
+            self.usage.last = None
             try:
                 text = self._generate(r, **kw)
             except Exception as exc:
                 out.append(failed(r, "error", f"{type(exc).__name__}: {exc}", backend=self.backend,
                                   model=self.model, latency_ms=(time.perf_counter() - t0) * 1000))
                 continue
-            ctoks = min(len(self.llm.tokenize(text.encode("utf-8"), add_bos=False)), s.max_tokens) if text else 0
-            out.append(finish(r, text, backend=self.backend, model=self.model, completion_tokens=ctoks,
-                              latency_ms=(time.perf_counter() - t0) * 1000, truncated=ctoks >= s.max_tokens))
+            used = self.usage.last or {}
+            ptoks = int(used.get("prompt_tokens") or 0)
+            ctoks = used.get("completion_tokens")
+            if ctoks is None:  # no usage reported: count the text's tokens
+                ctoks = min(len(self.llm.tokenize(text.encode("utf-8"), add_bos=False)), s.max_tokens) if text else 0
+            truncated = used.get("finish_reason") == "length" if used else ctoks >= s.max_tokens
+            out.append(finish(r, text, backend=self.backend, model=self.model, prompt_tokens=ptoks,
+                              completion_tokens=int(ctoks), latency_ms=(time.perf_counter() - t0) * 1000,
+                              truncated=truncated))
         return out
