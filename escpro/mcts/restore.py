@@ -8,7 +8,7 @@ the uninterrupted run's continuation.
 
 from __future__ import annotations
 
-from escpro.mcts.search import TreeState
+from escpro.mcts.state import TreeState
 from escpro.mcts.tree import Node
 from escpro.mcts.world import GoldLayout
 from escpro.store.ids import parse_node_path

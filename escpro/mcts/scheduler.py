@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from escpro.mcts.config import BuildConfig
 from escpro.mcts.restore import CorruptTree, restore_state
-from escpro.mcts.search import Delta, TreeSearch, TreeState
+from escpro.mcts.search import TreeSearch
+from escpro.mcts.state import Delta, TreeState
 from escpro.mcts.world import BadSeed, CallRecorder, DialogueWorld, gold_layout
 from escpro.roles.api import RoleSet
 from escpro.seeds.model import Dialogue

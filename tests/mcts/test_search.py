@@ -13,7 +13,8 @@ import math
 import pytest
 
 from escpro.mcts.config import BuildConfig
-from escpro.mcts.search import TreeSearch, TreeState
+from escpro.mcts.search import TreeSearch
+from escpro.mcts.state import TreeState
 from escpro.mcts.tree import walk
 from escpro.mcts.world import BadSeed, CallRecorder, DialogueWorld, gold_layout
 

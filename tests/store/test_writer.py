@@ -11,7 +11,7 @@ import time
 import duckdb
 import pytest
 
-from escpro.mcts.search import Delta
+from escpro.mcts.state import Delta
 from escpro.store import ids
 from escpro.store.db import StoreError, connect, ensure_schema
 from escpro.store.writer import Batch, BatchWriter, write_batch
