@@ -6,19 +6,17 @@ loopback (`escpro serve --engine sim`, a separate process, so its CPU is not cou
 fixed per-call latency and a fixed number of slots (calls beyond it queue in the server):
 
   escpro    `escpro build` as a library call (escpro.mcts.runner.run_build): every tree on one
-            event loop, all calls in flight together through the aiohttp `openai` backend, every
-            node and call committed to a DuckDB file.
+            event loop, all calls in flight together through the `openai` backend (its lean
+            HTTP/1.1 client), every node and call committed to a DuckDB file.
   baseline  10 worker threads, one tree per worker at a time, one blocking call at a time per
             worker (each worker has its own event loop and an `openai` backend with concurrency
             1, so even the judgements escpro sends together go one by one): PAPER_NOTES.md
             section 7's profile of the authors' code. Its rows are kept in memory (the authors'
             code writes no database; the arm is latency-bound either way).
 
-Reported: wall time of each arm, calls sent (counted by the server), the lower bound on the
-wall time any client could reach on this server (`bound_s`: the larger of calls x latency /
-capacity and the longest tree's chain of dependent calls x latency, the chain counted from the
-run: concurrent calls of one tree count as one step), efficiency = bound_s / wall_s, and the
-escpro process's own CPU per call (client, search, storage; time.process_time over the build).
+Reported (docs/performance.md): each arm's wall time, the calls the server counted, `bound_s`
+(the fastest any client could finish on this server; scripts/bench_chains.py), efficiency =
+bound_s / wall_s, and escpro's own CPU per call (client, search, storage).
 
     python scripts/bench_build.py                 # defaults: 64 seeds x 8 turns, 10 iterations, 100 ms, 64 slots
     python scripts/bench_build.py --latency-ms 20 --json
@@ -48,9 +46,7 @@ from bench_chains import ChainCounting, Chains, bound_s, counted_roleset  # noqa
 BASELINE_WORKERS = 10  # the authors' released code: a pool of 10 worker threads
 
 
-# ---------------------------------------------------------------------------------------------
-# Synthetic seeds
-# ---------------------------------------------------------------------------------------------
+# --- Synthetic seeds --------------------------------------------------------------------------
 def seed_records(n: int, turns: int, strategies: Sequence[str]) -> list[dict]:
     """n seed dialogues: greeting, first seeker turn, then `turns` strategy-labelled supporter
     turns each followed by a seeker turn (texts of realistic length, all distinct)."""
@@ -80,9 +76,7 @@ def write_seeds(path: Path, n: int, turns: int) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------------------------
-# The sim server (a separate process)
-# ---------------------------------------------------------------------------------------------
+# --- The sim server (a separate process) ------------------------------------------------------
 class SimServer:
     """`escpro serve --engine sim` in a subprocess; its CPU is not this process's."""
 
@@ -138,9 +132,7 @@ class SimServer:
                 self.proc.wait(5)
 
 
-# ---------------------------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------------------------
+# --- Config -----------------------------------------------------------------------------------
 def make_config(base_url: str, *, iterations: int, reuse: bool, concurrency: int, trees: int):
     from escpro.config import AppConfig
 
@@ -155,9 +147,7 @@ def make_config(base_url: str, *, iterations: int, reuse: bool, concurrency: int
     })
 
 
-# ---------------------------------------------------------------------------------------------
-# The arms
-# ---------------------------------------------------------------------------------------------
+# --- The arms ---------------------------------------------------------------------------------
 @dataclass
 class ArmResult:
     wall_s: float
@@ -282,9 +272,7 @@ def run_baseline(seeds: Path, server: SimServer, args) -> ArmResult:
                      server_cpu_s=server.cpu_s() - scpu0)
 
 
-# ---------------------------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------------------------
+# --- Report -----------------------------------------------------------------------------------
 def report(args, esc: ArmResult, base: ArmResult | None, load: tuple[float, float]) -> dict:
     lat = args.latency_ms / 1000.0
     chains = list(esc.chains.values())
