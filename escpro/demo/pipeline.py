@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -83,13 +82,6 @@ def prepare_out(out: Path, overwrite: bool) -> None:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _bind_embedded(cfg: AppConfig, kind: str, gguf: Path | None, hf_dir: Path | None) -> AppConfig:
     """Replace the `embedded` placeholders by the demo's model for the chosen backend."""
     from escpro.demo.model import template_path
@@ -100,12 +92,7 @@ def _bind_embedded(cfg: AppConfig, kind: str, gguf: Path | None, hf_dir: Path | 
         if b.model != EMBEDDED:
             continue
         if kind == "llamacpp":
-            # llama-cpp-python decodes on half the cores unless told (it assumes hyper-threads);
-            # during the demo's build the machine is llama.cpp's: all cores decode Gemma 3 270M
-            # ~1.8x faster on this project's 2-core VMs (21.5 -> 38.4 tokens/s).
-            engine_args = {"n_threads": _usable_cores(), **b.engine_args}
-            updates[role] = b.model_copy(update={"backend": "llamacpp", "model": str(gguf), "gguf_file": None,
-                                                 "engine_args": engine_args})
+            updates[role] = b.model_copy(update={"backend": "llamacpp", "model": str(gguf), "gguf_file": None})
         else:
             updates[role] = b.model_copy(update={"backend": "transformers", "model": str(hf_dir)})
     roles = cfg.roles.model_copy(update=updates)

@@ -11,6 +11,7 @@ keeps the event loop free.
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -36,6 +37,24 @@ def import_llama_cpp():
     except ImportError:
         raise BackendUnavailable(MISSING) from None
     return llama_cpp
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def llama_kwargs(b: RoleBinding) -> dict[str, Any]:
+    """`llama_cpp.Llama` arguments for a binding. llama-cpp-python decodes on half the cores
+    unless told (it assumes hyper-threads); the calls run one at a time while the event loop
+    idles, so escpro gives it every usable core: on this project's 2-core VMs Gemma 3 270M
+    decodes 1.8x faster (21.5 -> 38.4 tokens/s). `engine_args` win."""
+    kw: dict[str, Any] = {"n_ctx": b.n_ctx, "n_threads": usable_cores(), "verbose": False, **b.engine_args}
+    if b.adapter:
+        kw["lora_path"] = b.adapter
+    return kw
 
 
 class UsageRecorder:
@@ -95,10 +114,7 @@ class LlamaCppModel(BatchingModel):
             path = path / b.gguf_file
         if not path.is_file():
             raise ConfigError(f"roles: model: GGUF file {path} not found (backend llamacpp needs a .gguf file)")
-        kw = {"n_ctx": b.n_ctx, "verbose": False, **b.engine_args}
-        if b.adapter:
-            kw["lora_path"] = b.adapter
-        llm = llama_cpp.Llama(model_path=str(path), **kw)
+        llm = llama_cpp.Llama(model_path=str(path), **llama_kwargs(b))
         return cls(llm, model_name=path.name, chat_template=b.chat_template, timeout_s=timeout_s)
 
     @property

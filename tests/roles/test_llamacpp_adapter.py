@@ -1,20 +1,29 @@
-"""The llamacpp backend records llama.cpp's own token usage: Outlines returns only a completion's
-text, so the backend puts a recorder in front of the `Llama` object. This checks the recorder on
-the completion shapes llama-cpp-python returns (text and chat); the real model runs in
-test_llamacpp_backend.py where llama-cpp-python is installed."""
+"""The parts of the llamacpp backend that do not need llama-cpp-python, so CI checks them: the
+`Llama` arguments a binding gives, and the recorder that keeps llama.cpp's own token usage
+(Outlines returns only a completion's text). The real model runs in test_llamacpp_backend.py
+where llama-cpp-python is installed."""
 
 from __future__ import annotations
 
-from escpro.roles.backends.llamacpp import UsageRecorder
+import os
+
+from escpro.roles.backends.llamacpp import UsageRecorder, llama_kwargs
+from escpro.roles.config import RoleBinding
+
+
+def test_llama_decodes_on_every_usable_core_unless_engine_args_say() -> None:
+    kw = llama_kwargs(RoleBinding(backend="llamacpp", model="m.gguf", n_ctx=1024))
+    assert kw == {"n_ctx": 1024, "n_threads": len(os.sched_getaffinity(0)), "verbose": False}
+    kw = llama_kwargs(RoleBinding(backend="llamacpp", model="m.gguf", adapter="a.gguf",
+                                  engine_args={"n_threads": 1, "n_gpu_layers": 0}))
+    assert kw["n_threads"] == 1 and kw["n_gpu_layers"] == 0 and kw["lora_path"] == "a.gguf"
 
 
 class Completions:
-    """A `Llama`-shaped object that answers with the dicts llama-cpp-python documents."""
-
-    n_ctx_value = 2048
+    """A `Llama`-shaped object answering with the dicts llama-cpp-python documents."""
 
     def n_ctx(self) -> int:
-        return self.n_ctx_value
+        return 2048
 
     def __call__(self, prompt: str, **kw):
         return {"choices": [{"text": "hi", "finish_reason": "length"}],
