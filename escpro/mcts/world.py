@@ -79,6 +79,25 @@ def node_utterances(node: Node, gold_tails: dict[tuple[int, ...], tuple[Utteranc
     return (sup,)
 
 
+def judged_context(ctx: DialogueContext) -> DialogueContext:
+    """The dialogue a Reward judgement rates: `ctx` cut after its last supporter turn, without
+    the supporter turns before the first seeker turn (an opening greeting).
+
+    The paper's Reward LLM rates "the conversation history up to the last Supporter turn"
+    (Appendix A), and the authors' code (run.py eval_all) judges `history[1:][:i]`: it drops the
+    opening greeting and ends each judged dialogue with the supporter turn being rated. A seeker's
+    reaction to that turn (or the closing words of an end node) would let the judge rate the
+    reaction rather than the turn, so it is never shown.
+    """
+    hist = ctx.history
+    last = max((i for i, u in enumerate(hist) if u.speaker == "supporter"), default=-1)
+    first_seeker = next((i for i, u in enumerate(hist) if u.speaker == "seeker"), len(hist))
+    kept = tuple(u for i, u in enumerate(hist[: last + 1]) if i >= first_seeker or u.speaker != "supporter")
+    if kept == hist:
+        return ctx
+    return DialogueContext(ctx.scene, ctx.situation, kept)
+
+
 @dataclass
 class _IterCalls:
     """The calls of one iteration: its number and the next call's position in it."""
@@ -229,7 +248,9 @@ class DialogueWorld:
 
     async def judge_many(self, ctxs: list[DialogueContext], path) -> list[Judgement | None]:
         """Independent judgements issued together (one batch for the backend; their contexts
-        share a prefix, which a prefix cache reuses)."""
+        share a prefix, which a prefix cache reuses). Each context is judged as
+        `judged_context` cuts it: up to and including the supporter turn being rated."""
+        ctxs = [judged_context(c) for c in ctxs]
         metas = [self.rec.next_meta(path) for _ in ctxs]
         outs = await asyncio.gather(
             *(

@@ -110,6 +110,10 @@ class RolesConfig(Section):
         0.7, ge=0, description="temperature for retries of a greedy call (a greedy retry repeats itself)"
     )
     end_marker: str = Field("[END]", min_length=1, description="the seeker's end-of-dialogue marker")
+    share_situation: bool = Field(
+        False, description="also show the seed's scene and situation to the Supporter, Strategy "
+        "and Reward roles (a deviation: in the paper only the Seeker sees them; docs/fidelity.md)"
+    )
     prompts_dir: str | None = Field(
         None, description="directory of role templates; default configs/prompts (missing files fall back)"
     )

@@ -4,6 +4,13 @@ Each role has one YAML template with three `string.Template` texts: `system` and
 messages for models with a chat template) and `transcript` (a plain text a base model continues).
 A user can tune the wording without touching code (`roles.prompts_dir`); `template_record()` gives
 the name, sha256 and text of every template in use so a run can record exactly what it asked.
+
+Who sees what (paper section 3.1 and Appendix A; the authors' run.py): only the Seeker role-plays
+from the seed's scene and situation. The Supporter, Strategy and Reward roles see the dialogue
+alone, as the trained model does; otherwise preferred replies could use facts the seeker never
+said. `share_situation=True` (config `roles.share_situation`, a documented deviation) gives them
+a `${background}` block too; with it off a non-seeker template that asks for `${scene}` or
+`${situation}` is refused rather than silently shown the seeker's private situation.
 """
 
 from __future__ import annotations
@@ -28,13 +35,18 @@ PROMPT_ROLES: tuple[str, ...] = ("seeker", "supporter", "strategy", "reward")
 SEEKER_LABEL = "Seeker"
 SUPPORTER_LABEL = "Supporter"
 EMPTY_HISTORY = "(nothing has been said yet)"
+# Strategies the authors' Strategy prompt tells the scorer not to pick every time ("Don't always
+# use Collaborative Planning", run.py STRATEGY_QUERY); named only when the taxonomy has them.
+OVERUSED_STRATEGIES: tuple[str, ...] = ("Collaborative Planning",)
+# The seed's private situation, for the Seeker (and for the others only with share_situation).
+PRIVATE_PLACEHOLDERS = frozenset({"scene", "situation"})
 
 # Placeholders each role's templates may use (anything else is a config error, caught at load).
-_COMMON = {"scene", "situation", "history", "seeker", "supporter"}
+_COMMON = {"scene", "situation", "background", "history", "seeker", "supporter"}
 PLACEHOLDERS: dict[str, set[str]] = {
     "seeker": _COMMON | {"end_marker"},
     "supporter": _COMMON | {"strategy", "definition"},
-    "strategy": _COMMON | {"strategies", "keys", "score_min", "score_max"},
+    "strategy": _COMMON | {"strategies", "keys", "score_min", "score_max", "overused_note"},
     "reward": _COMMON | {"last_strategy", "score_min", "score_max"},
 }
 
@@ -48,6 +60,9 @@ class RoleTemplate:
     system: Template
     user: Template
     transcript: Template
+
+    def identifiers(self) -> set[str]:
+        return {i for t in (self.system, self.user, self.transcript) for i in t.get_identifiers()}
 
 
 @dataclass(frozen=True)
@@ -162,10 +177,25 @@ class PromptBuilder:
         templates: Mapping[str, RoleTemplate] | None = None,
         *,
         end_marker: str = "[END]",
+        share_situation: bool = False,
     ) -> None:
         self.taxonomy = taxonomy
         self.templates = dict(templates) if templates is not None else load_templates()
         self.end_marker = end_marker
+        self.share_situation = share_situation
+        if not share_situation:
+            for role, tpl in self.templates.items():
+                private = sorted(tpl.identifiers() & PRIVATE_PLACEHOLDERS) if role != "seeker" else []
+                if private:
+                    raise ConfigError(
+                        f"{tpl.path}: uses ${{{private[0]}}}, but only the Seeker sees the seed's "
+                        "scene and situation (set roles.share_situation: true to show them to "
+                        f"the {role} role; docs/fidelity.md)"
+                    )
+        overused = [n for n in OVERUSED_STRATEGIES if n in taxonomy.names]
+        self._overused_note = (
+            f"Do not always choose {' or '.join(overused)}." if overused else ""
+        )
         self.strategy_schema = strategy_schema(taxonomy.names)
         self.reward_schema = reward_schema()
         self._strategy_list = "\n".join(f"- {s.name}: {s.definition}" for s in taxonomy.strategies)
@@ -181,17 +211,27 @@ class PromptBuilder:
         messages = ({"role": "system", "content": system}, {"role": "user", "content": user})
         return Prompt(messages=messages, transcript=text, schema=schema)
 
-    def _base(self, ctx: DialogueContext, *, with_strategies: bool) -> dict[str, Any]:
-        return {
-            "scene": ctx.scene or "(not given)",
-            "situation": ctx.situation or "(not given)",
+    def _base(
+        self, ctx: DialogueContext, *, with_strategies: bool, private: bool = False
+    ) -> dict[str, Any]:
+        """Values every template may use; the scene and situation only when `private` (the
+        Seeker) or share_situation, else `${background}` is empty."""
+        values: dict[str, Any] = {
             "history": render_history(ctx, with_strategies=with_strategies),
             "seeker": SEEKER_LABEL,
             "supporter": SUPPORTER_LABEL,
+            "background": "",
         }
+        if private or self.share_situation:
+            scene, situation = ctx.scene or "(not given)", ctx.situation or "(not given)"
+            values.update(scene=scene, situation=situation)
+            values["background"] = (
+                f"Background of the conversation:\n- Scene: {scene}\n- Situation: {situation}\n\n"
+            )
+        return values
 
     def seeker(self, ctx: DialogueContext, *, transcript: bool = True) -> Prompt:
-        values = self._base(ctx, with_strategies=False)
+        values = self._base(ctx, with_strategies=False, private=True)
         values["end_marker"] = self.end_marker
         return self._render("seeker", values, None, transcript)
 
@@ -208,6 +248,7 @@ class PromptBuilder:
         values.update(
             strategies=self._strategy_list,
             keys=json_keys_hint(self.taxonomy.names),
+            overused_note=self._overused_note,
             score_min=P.STRATEGY_SCORE_MIN.value,
             score_max=P.STRATEGY_SCORE_MAX.value,
         )

@@ -59,7 +59,9 @@ class ConcreteRoleSet:
         self.models = models
         self.random_seed = random_seed
         self.templates = load_templates(cfg.prompts_dir)
-        self.prompts = PromptBuilder(taxonomy, self.templates, end_marker=cfg.end_marker)
+        self.prompts = PromptBuilder(
+            taxonomy, self.templates, end_marker=cfg.end_marker, share_situation=cfg.share_situation
+        )
         # Chat backends never read the base-model transcript: skip rendering it for them.
         self._transcript = {r: bool(getattr(m, "needs_transcript", True)) for r, m in models.items()}
         # Free-text roles stop where a base model would start the other speaker's turn.

@@ -184,9 +184,10 @@ def test_failing_role_marks_tree_failed_without_losing_state(scripted, make_dial
 
 
 def test_failed_rollout_judgements_average_the_rest(scripted, make_dialogue):
-    # Every judgement of a rolled-out turn fails; the child's own (offset 0) survives.
+    # Every judgement of a rolled-out turn fails; the child's own (offset 0) survives. The
+    # child's judged dialogue is [s0, leaf's turn, its seeker reply, child's turn]: 4 utterances.
     def fail(role, ctx, i):
-        return role == "reward" and len(ctx.history) > 6
+        return role == "reward" and len(ctx.history) > 4
 
     roles = scripted(fail=fail)
     search, deltas = make_search(roles, make_dialogue(), max_iterations=1)
