@@ -11,7 +11,7 @@ from escpro import __version__
 from escpro.errors import ConfigError
 from escpro.extract import db as dbio
 from escpro.extract.records import dedupe_pairs, dedupe_sft, pair_record, sft_record
-from escpro.extract.rules import Rule, TreeResult, extract_tree
+from escpro.extract.rules import Rule, TreeResult, exclusion_summary, extract_tree
 from escpro.extract.tree import Tree
 from escpro.taxonomy import Taxonomy, load_taxonomy
 
@@ -111,6 +111,7 @@ def manifest(
         "theta": theta,
         "reference_min_n": min_n,
         "counts": counts,
+        "excluded": exclusion_summary(ex.results),
         "trees_without_result": per_tree,
         "trees_skipped": ex.skipped,
         **(extra or {}),

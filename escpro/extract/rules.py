@@ -6,7 +6,11 @@ mean over the whole search), so it is not tested. Reference rule (the authors' r
 only the end node is tested, with Q >= theta and N >= min_n.
 
 A pair is (a node on a valid path, an expanded sibling with Q < theta that lies on no valid
-path); its prompt is the dialogue before that turn.
+path and was judged at least once, N >= 1); its prompt is the dialogue before that turn. A
+sibling that an iteration extended but never judged (the iteration failed before
+backpropagation) has Q = 0 by construction, not by a judgement: it is not a rejected example,
+and is counted in TreeResult.unjudged_excluded (the manifest's `excluded` block). The authors'
+code has no such nodes in practice (an extended node is judged in the same iteration).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class TreeResult:
     paths: tuple[ValidPath, ...]
     pairs: tuple[Pair, ...]
     reason: str | None = None  # why there is no valid path / no pair (None when both exist)
+    # siblings with Q < theta off every valid path left out because they were never judged (N = 0)
+    unjudged_excluded: int = 0
 
 
 def _q_at_least(node: Node, theta: float) -> bool:
@@ -63,21 +69,30 @@ def valid_paths(tree: Tree, theta: float, rule: Rule = "paper", min_n: int = 2) 
     return out
 
 
-def preference_pairs(tree: Tree, paths: list[ValidPath], theta: float) -> list[Pair]:
-    """(preferred, non-preferred) node pairs: one per chosen node and rejected sibling."""
+def _pairs_and_unjudged(
+    tree: Tree, paths: list[ValidPath], theta: float
+) -> tuple[list[Pair], set[str]]:
     on_path: dict[str, list[str]] = {}
     for p in paths:
         for nid in p.node_ids:
             on_path.setdefault(nid, []).append(p.path_id)
-    pairs = []
+    pairs, unjudged = [], set()
     for nid in sorted(on_path):
         for sib in tree.siblings(nid):
             if not sib.has_reply or sib.node_id in on_path:
                 continue
             if sib.q is None or sib.q >= theta:
                 continue
+            if (sib.n or 0) < 1:
+                unjudged.add(sib.node_id)
+                continue
             pairs.append(Pair(tree.tree_id, nid, sib.node_id, tuple(sorted(on_path[nid]))))
-    return pairs
+    return pairs, unjudged
+
+
+def preference_pairs(tree: Tree, paths: list[ValidPath], theta: float) -> list[Pair]:
+    """(preferred, non-preferred) node pairs: one per chosen node and judged rejected sibling."""
+    return _pairs_and_unjudged(tree, paths, theta)[0]
 
 
 def empty_reason(tree: Tree, theta: float, rule: Rule, min_n: int) -> str:
@@ -98,10 +113,19 @@ def empty_reason(tree: Tree, theta: float, rule: Rule, min_n: int) -> str:
 
 def extract_tree(tree: Tree, theta: float, rule: Rule = "paper", min_n: int = 2) -> TreeResult:
     paths = valid_paths(tree, theta, rule, min_n)
-    pairs = preference_pairs(tree, paths, theta) if paths else []
+    pairs, unjudged = _pairs_and_unjudged(tree, paths, theta) if paths else ([], set())
     reason = None
     if not paths:
         reason = empty_reason(tree, theta, rule, min_n)
     elif not pairs:
         reason = f"valid paths but no expanded sibling with Q < {theta:g} off every valid path"
-    return TreeResult(tree.tree_id, tuple(paths), tuple(pairs), reason)
+    return TreeResult(tree.tree_id, tuple(paths), tuple(pairs), reason, len(unjudged))
+
+
+def exclusion_summary(results: list[TreeResult]) -> dict:
+    """The manifest's `excluded` block: what the pair rules left out, and why."""
+    return {
+        "rejected_unjudged": sum(r.unjudged_excluded for r in results),
+        "rejected_unjudged_rule": "an expanded sibling with Q < theta but N = 0 (never judged: "
+        "its iteration failed before backpropagation) is not a rejected example",
+    }

@@ -47,6 +47,7 @@ def test_files_and_manifest(out: Path, db_path: Path):
     assert (c["trees_extracted"], c["trees_skipped"], c["valid_paths"], c["pairs"], c["sft"]) == (3, 1, 3, 7, 3)
     # 5 preferred nodes and 4 distinct rejected nodes; r.2/r.3 (same prompt for r.0 and r.1) once
     assert (c["kto_desirable"], c["kto_undesirable"]) == (5, 4)
+    assert man["excluded"]["rejected_unjudged"] == 0  # every rejected sibling here has N >= 1
     reasons = {e["tree_id"]: e["reason"] for e in man["trees_without_result"]}
     assert reasons == {"t2": "no end node with Q >= 0.5 (best 0.200)", "t3": "no end node"}
     assert man["trees_skipped"][0]["tree_id"] == "t4"

@@ -62,7 +62,7 @@ def test_prompts_equal_the_build_contexts(built: Path):
             assert history_before(tree, nid, tax) == want, nid
             checked += 1
     con.close()
-    assert checked > 50
+    assert checked > 30  # every expanded node of 3 tiny trees
 
 
 def test_extract_stats_tree_on_a_real_build(built: Path, tmp_path: Path):

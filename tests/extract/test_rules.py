@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from escpro.extract.rules import extract_tree, preference_pairs, valid_paths
+from escpro.extract.rules import exclusion_summary, extract_tree, preference_pairs, valid_paths
 from escpro.extract.tree import context_turns, history_before
 
 
@@ -78,3 +78,17 @@ def test_dialogue_context_from_seed(t1):
     assert context_turns(t1) == [("supporter", "Hi, how can I help?", None), ("seeker", "I lost my job.", None)]
     hist = history_before(t1, "t1/r.0.1", None)
     assert hist[-2:] == [("supporter", "That sounds hard.", "Emotional Validation"), ("seeker", "It is.", None)]
+
+
+def test_unjudged_siblings_are_not_rejected_examples(fx):
+    # r.0.1 (Q 0.2) extended by an iteration that failed before backpropagation: N = 0, and its
+    # Q of 0 is no judgement. It is left out of the pairs and counted.
+    spec = [(s, st, p, (0.0 if s == "r.0.1" else q), (0 if s == "r.0.1" else n), k, a, b, g)
+            for s, st, p, q, n, k, a, b, g in fx.T1_NODES]
+    tree = fx.make_tree("t1", spec, fx.SEED_T1)
+    res = extract_tree(tree, 0.5)
+    rejected = {p.rejected_id for p in res.pairs}
+    assert "t1/r.0.1" not in rejected and {"t1/r.2", "t1/r.3", "t1/r.1.1"} <= rejected
+    assert len(res.pairs) == 5 and res.unjudged_excluded == 1
+    assert exclusion_summary([res, extract_tree(fx.make_tree("t1", fx.T1_NODES, fx.SEED_T1), 0.5)])[
+        "rejected_unjudged"] == 1

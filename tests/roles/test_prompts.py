@@ -102,3 +102,55 @@ def test_bad_templates_are_config_errors(tmp_path, body, match):
 def test_generic_transcript():
     t = render_transcript([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
     assert t == "S\n\nUser: U\n\nAssistant:"
+
+
+def _all_text(p) -> str:
+    return "\n".join(m["content"] for m in p.messages) + "\n" + (p.transcript or "")
+
+
+def _each_role(b: PromptBuilder, ctx: DialogueContext) -> dict:
+    after_sup = ctx.extend(Utterance("supporter", "That must be hard.", "Empathetic Statements"))
+    return {"seeker": b.seeker(after_sup), "supporter": b.supporter(ctx, "Affirmation"),
+            "strategy": b.strategy(ctx), "reward": b.reward(after_sup)}
+
+
+def test_only_the_seeker_sees_scene_and_situation(builder):
+    prompts = _each_role(builder, CTX)
+    assert "Breakups or Divorce" in _all_text(prompts["seeker"])
+    assert "five years of marriage" in _all_text(prompts["seeker"])
+    for role in ("supporter", "strategy", "reward"):
+        text = _all_text(prompts[role])
+        assert "Breakups or Divorce" not in text and "five years of marriage" not in text, role
+        assert "Background" not in text and "Scene:" not in text, role
+        assert "My husband and I decided to separate." in text  # the dialogue itself is shown
+
+
+def test_share_situation_switch_shows_background_to_every_role():
+    b = PromptBuilder(load_taxonomy("cso8"), share_situation=True)
+    for role, p in _each_role(b, CTX).items():
+        assert "five years of marriage" in _all_text(p), role
+        assert "Breakups or Divorce" in _all_text(p), role
+
+
+def test_private_placeholders_in_other_roles_are_refused_unless_shared(tmp_path):
+    (tmp_path / "supporter.yaml").write_text(
+        "system: Help.\nuser: |-\n  ${situation}\n  ${history}\ntranscript: '${system} ${history}'\n"
+    )
+    tpls = load_templates(tmp_path)
+    with pytest.raises(ConfigError, match=r"supporter.yaml: uses \$\{situation\}.*share_situation"):
+        PromptBuilder(load_taxonomy("cso8"), tpls)
+    b = PromptBuilder(load_taxonomy("cso8"), tpls, share_situation=True)
+    assert "five years of marriage" in b.supporter(CTX, "Affirmation").messages[1]["content"]
+
+
+def test_prompts_carry_the_authors_instructions(builder):
+    prompts = _each_role(builder, CTX)
+    strat = prompts["strategy"].messages[1]["content"]
+    assert "do not use the same strategy in consecutive turns" in strat
+    assert "Do not always choose Collaborative Planning." in strat
+    assert "less than 25 words" in prompts["supporter"].messages[0]["content"]
+    seeker = prompts["seeker"].messages[0]["content"]
+    assert "less than 20 words" in seeker and 'Do not say "thanks"' in seeker
+    # a taxonomy without Collaborative Planning is not told about it
+    esconv = PromptBuilder(load_taxonomy("esconv8")).strategy(CTX).messages[1]["content"]
+    assert "Collaborative Planning" not in esconv and "consecutive turns" in esconv
