@@ -39,7 +39,7 @@ def stage_plot(panels: list[tuple[str, list[dict]]], strategies: list[str], path
             ax.bar(x, vals, bottom=bottom, color=colors[name], label=name, width=0.75, edgecolor="white", linewidth=0.5)
             bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
         ax.set_xticks(x, [f"{s:.1f}\n(n={totals[s]})" for s in stages], fontsize=8)
-        ax.set_xlabel("dialogue stage  floor(5i/n)/5")
+        ax.set_xlabel("dialogue stage  floor(5i/n)/5\n(n: first seeker to last supporter turn)", fontsize=8)
         ax.set_title(title)
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)

@@ -1,13 +1,20 @@
 """Statistics of seeds and ESC-Pro (the paper's Table 5), strategy use by dialogue stage, and
 per-tree search figures. Pure functions over Tree objects; escpro.commands.stats does the I/O.
 
-Counting (Table 5): an ESC-Pro dialogue is one valid path (context turns, the root's seeker turn,
-every node's supporter and seeker turns). Seeker and preferred utterances are counted per
-dialogue; the non-preferred utterances of a dialogue are the rejected siblings of its nodes, also
-counted per dialogue (a node shared by two valid paths counts in both, as the two dialogues each
-carry it). The mean dialogue length counts seeker + preferred utterances, as the paper's 14.72 =
-(3,113 + 3,113) / 423 does. Unique counts (each node once) are reported beside them. Words are
-whitespace-separated tokens.
+Counting (Table 5): an ESC-Pro dialogue is one valid path, counted as the paper counts it
+(`counted_turns`): from the first seeker turn to the last supporter turn. The opening greeting
+is not a preferred utterance and the seeker's closing words after the end node's supporter turn
+are not a seeker utterance: the paper's equal seeker and preferred counts (3,113 each) show that
+neither was counted, and the authors' build_data.py drops both. Seeker and preferred utterances
+are counted per dialogue; the non-preferred utterances of a dialogue are the rejected siblings of
+its nodes, also counted per dialogue (a node shared by two valid paths counts in both, as the two
+dialogues each carry it). The mean dialogue length counts seeker + preferred utterances, as the
+paper's 14.72 = (3,113 + 3,113) / 423 does. Unique counts (each node once) are reported beside
+them. The seed column counts every turn of the seed as stored. Words are whitespace-separated
+tokens.
+
+Stages (Figure 3 / 9): over the same counted dialogue, so its last utterance (i = n) is a
+supporter turn and stage 1.0 holds the dialogue's last supporter turn; seeds are cut the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from dataclasses import dataclass
 
 from escpro import paper_defaults as P
 from escpro.extract.rules import TreeResult
-from escpro.extract.tree import Tree, path_dialogue
+from escpro.extract.tree import Tree, TurnT, path_dialogue
 from escpro.taxonomy import Taxonomy
 
 STAGE_DIVISIONS = int(P.STAGES.value)
@@ -61,6 +68,26 @@ def _seed_turns(tree: Tree) -> list[dict]:
     return [t for t in (tree.seed or {}).get("turns") or [] if isinstance(t, dict)]
 
 
+def counted_turns(turns: list[TurnT]) -> list[TurnT]:
+    """A dialogue as the paper counts it: from its first seeker turn (no opening greeting) to its
+    last supporter turn (no closing words of the seeker)."""
+    first = next((i for i, t in enumerate(turns) if t[0] == "seeker"), len(turns))
+    last = max((i for i, t in enumerate(turns) if t[0] == "supporter"), default=-1)
+    return list(turns[first : last + 1])
+
+
+def esc_pro_dialogue(tree: Tree, node_ids: tuple[str, ...], taxonomy: Taxonomy | None) -> list[TurnT]:
+    """One ESC-Pro dialogue (a valid path) as Table 5 and the stage plot count it."""
+    return counted_turns(path_dialogue(tree, node_ids, taxonomy))
+
+
+def _seed_dialogue(tree: Tree) -> list[TurnT]:
+    return counted_turns(
+        [(t.get("speaker"), t.get("text"), None if t.get("context_only") else t.get("strategy"))
+         for t in _seed_turns(tree)]
+    )
+
+
 def table5(trees: list[Tree], results: list[TreeResult], taxonomy: Taxonomy | None) -> dict:
     seeds = Column(dialogues=0)
     for tree in trees:
@@ -80,7 +107,7 @@ def table5(trees: list[Tree], results: list[TreeResult], taxonomy: Taxonomy | No
             rejected_of.setdefault(p.chosen_id, []).append(p.rejected_id)
         for path in res.paths:
             dialogues += 1
-            for speaker, text, _ in path_dialogue(tree, path.node_ids, taxonomy):
+            for speaker, text, _ in esc_pro_dialogue(tree, path.node_ids, taxonomy):
                 (seeker if speaker == "seeker" else pref).add(text)
             for nid in path.node_ids:
                 uniq_pref.add(nid)
@@ -115,17 +142,14 @@ def stage_distribution(
     """Counter over (stage, strategy) of supporter utterances with a strategy.
 
     source "esc_pro": every valid path; "seed": the seed dialogues' labelled supporter turns.
+    Each dialogue is cut by `counted_turns`, so n ends at its last supporter turn.
     """
     counts: Counter = Counter()
     for tree, res in zip(trees, results, strict=True):
         if source == "seed":
-            dialogues = [
-                [(t.get("speaker"), t.get("text"), None if t.get("context_only") else t.get("strategy"))
-                 for t in _seed_turns(tree)]
-            ]
-            dialogues = [d for d in dialogues if d]
+            dialogues = [d for d in [_seed_dialogue(tree)] if d]
         else:
-            dialogues = [path_dialogue(tree, p.node_ids, taxonomy) for p in res.paths]
+            dialogues = [esc_pro_dialogue(tree, p.node_ids, taxonomy) for p in res.paths]
         for turns in dialogues:
             n = len(turns)
             for i, (speaker, _, strategy) in enumerate(turns, start=1):

@@ -39,21 +39,23 @@ def test_stats_json_matches_hand_computed(db_path: Path, tmp_path: Path):
     # seeds of the 3 done trees: 6 + 1 + 1 utterances, 19 + 3 + 3 words
     assert t5["seed"] == {"dialogues": 3, "utterances": 8, "mean_dialogue_length": pytest.approx(8 / 3),
                           "mean_utterance_words": pytest.approx(25 / 8)}
-    # valid paths A = r.0>r.0.0 (6 utterances), B = r.0>r.0.2 (5: the seeker only ended),
-    # C = r.1>r.1.0 (6); each starts with the seed greeting and "I lost my job."
-    assert t5["esc_pro_seeker"] == {"utterances": 8, "mean_utterance_words": pytest.approx(22 / 8)}
-    assert t5["esc_pro_preferred"] == {"utterances": 9, "mean_utterance_words": pytest.approx(45 / 9)}
+    # valid paths A = r.0>r.0.0, B = r.0>r.0.2, C = r.1>r.1.0, each counted from "I lost my job."
+    # to its last supporter turn (4 utterances): the seed greeting is not a preferred utterance
+    # and the closing words ("Thanks, bye.", "True. Bye.") are not seeker utterances
+    assert t5["esc_pro_seeker"] == {"utterances": 6, "mean_utterance_words": pytest.approx(18 / 6)}
+    assert t5["esc_pro_preferred"] == {"utterances": 6, "mean_utterance_words": pytest.approx(30 / 6)}
     # each path's nodes carry 3 rejected siblings: {r.2, r.3} + r.0.1 / r.0.1 / r.1.1 (14 words each)
     assert t5["esc_pro_non_preferred"] == {"utterances": 9, "mean_utterance_words": pytest.approx(42 / 9)}
-    assert t5["esc_pro"] == {"dialogues": 3, "utterances": 26, "mean_dialogue_length": pytest.approx(17 / 3),
-                             "mean_utterance_words": pytest.approx(109 / 26)}
+    assert t5["esc_pro"] == {"dialogues": 3, "utterances": 21, "mean_dialogue_length": pytest.approx(12 / 3),
+                             "mean_utterance_words": pytest.approx(90 / 21)}
     assert t5["unique"] == {"preferred_nodes": 5, "non_preferred_nodes": 4}
 
     esc = {(r["stage"], r["strategy"]): r["count"] for r in data["stages"] if r["source"] == "esc_pro" and r["count"]}
-    assert esc == {(0.4, "Emotional Validation"): 1, (0.4, "Empathetic Statements"): 1, (0.6, "Emotional Validation"): 1,
-                   (0.8, "Affirmation"): 1, (0.8, "Provide Different Perspectives"): 1, (1.0, "Share Information"): 1}
+    # each counted dialogue ends with its last supporter turn: i = n = 4 is stage 1.0
+    assert esc == {(0.4, "Emotional Validation"): 2, (0.4, "Empathetic Statements"): 1, (1.0, "Affirmation"): 1,
+                   (1.0, "Provide Different Perspectives"): 1, (1.0, "Share Information"): 1}
     seed = {(r["stage"], r["strategy"]): r["count"] for r in data["stages"] if r["source"] == "seed" and r["count"]}
-    assert seed == {(0.4, "Emotional Validation"): 1, (0.8, "Affirmation"): 1}
+    assert seed == {(0.4, "Emotional Validation"): 1, (1.0, "Affirmation"): 1}
 
     t1 = next(t for t in data["trees"] if t["tree_id"] == "t1")
     assert (t1["nodes"], t1["expanded"], t1["unexpanded"], t1["end_nodes"], t1["max_depth"]) == (12, 11, 1, 5, 2)
@@ -131,3 +133,10 @@ def test_tree_command_formats(db_path: Path, tmp_path: Path):
         png = tmp_path / "t1.png"
         run("tree", "--db", str(db_path), "--tree", "t1", "--format", "png", "--out", str(png))
         assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_counted_turns_cut_greeting_and_closing_words():
+    turns = [("supporter", "Hi!", None), ("seeker", "I lost my job.", None), ("supporter", "Hard.", "EV"),
+             ("seeker", "Yes.", None), ("supporter", "You can do it.", "Aff"), ("seeker", "Thanks, bye.", None)]
+    assert S.counted_turns(turns) == turns[1:5]
+    assert S.counted_turns(turns[:2]) == []  # no supporter turn after the first seeker turn
