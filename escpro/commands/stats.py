@@ -61,12 +61,22 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 @click.option("--rule", type=click.Choice(["paper", "reference"]), default=None, help="Valid-path rule, as in `escpro extract`.")
 @click.option("--taxonomy", default=None, help="Taxonomy (default: the run's).")
 @click.option("--include-unfinished", is_flag=True, default=None, help="Also count trees whose status is not 'done'.")
-def stats(db_path, out_dir, theta, rule, taxonomy, include_unfinished, config_path, as_json, log_level):
+@click.option("--toxicity", "toxicity_model", default=None, metavar="MODEL",
+              help="Also score every counted utterance with this Hugging Face sequence-classification model "
+                   "(a local directory or a cached hub id, e.g. a Detoxify-style multi-label model): mean score "
+                   "per label for seeds, ESC-Pro seeker, preferred (+) and non-preferred (-) turns (paper Table 7).")
+@click.option("--toxicity-labels", default=None, metavar="A,B,...", help="Only these labels of the model (default: all).")
+@click.option("--toxicity-activation", type=click.Choice(["auto", "sigmoid", "softmax"]), default="auto", show_default=True,
+              help="How logits become scores (auto: the model's declaration; sigmoid for multi-label heads).")
+@click.option("--toxicity-batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Texts per forward pass.")
+def stats(db_path, out_dir, theta, rule, taxonomy, include_unfinished, toxicity_model, toxicity_labels,
+          toxicity_activation, toxicity_batch_size, config_path, as_json, log_level):
     """Table 5 of the paper for the seeds and for ESC-Pro, the strategy distribution over the six
-    dialogue stages (stage = floor(5 i / n) / 5 for utterance i of n), per-tree search statistics
-    and role-call costs per role from llm_calls.
+    dialogue stages (stage = floor(5 i / n) / 5 for utterance i of n, n counted from the first
+    seeker turn to the last supporter turn), per-tree search statistics and role-call costs per
+    role from llm_calls; with --toxicity, the paper's Table 7 from a local classifier.
 
-    Example: escpro stats --db build.duckdb --out stats/
+    Example: escpro stats --db build.duckdb --out stats/ --toxicity models/unbiased-toxic-roberta
     """
     flags = {"theta": theta, "rule": rule, "include_unfinished": include_unfinished}
     ec = load_config(config_path, {"extract": {k: v for k, v in flags.items() if v is not None}}).extract
@@ -92,6 +102,15 @@ def stats(db_path, out_dir, theta, rule, taxonomy, include_unfinished, config_pa
         "q_overall": S._quantiles(qs) | {"nodes": len(qs), "at_least_theta": sum(1 for q in qs if q >= ec.theta)},
         "calls": calls,
     }
+    tox = None
+    if toxicity_model:
+        from escpro.extract import toxicity as T
+
+        labels = tuple(x.strip() for x in toxicity_labels.split(",") if x.strip()) if toxicity_labels else None
+        tox = T.score_groups(S.utterance_groups(ex.trees, ex.results, tax),
+                             T.ToxicityOptions(toxicity_model, batch_size=toxicity_batch_size,
+                                               activation=toxicity_activation, labels=labels))
+        summary["toxicity"] = tox.to_dict()
     files = []
     if out_dir is not None:
         from escpro.extract import export, plot
@@ -108,6 +127,10 @@ def stats(db_path, out_dir, theta, rule, taxonomy, include_unfinished, config_pa
         plot.q_histogram(qs, ec.theta, out_dir / "q_hist.png")
         export.write_json(out_dir / "stats.json", summary)
         files = ["table5.csv", "stages.csv", "stages.png", "q_hist.png", "trees.csv", "calls.csv", "stats.json"]
+        if tox is not None:
+            _write_csv(out_dir / "toxicity.csv", tox.csv_rows())
+            plot.toxicity_plot(tox.csv_rows(), list(tox.labels), tox.model, out_dir / "toxicity.png")
+            files += ["toxicity.csv", "toxicity.png"]
         summary["files"] = [str(out_dir / f) for f in files]
 
     def text() -> str:
@@ -135,6 +158,10 @@ def stats(db_path, out_dir, theta, rule, taxonomy, include_unfinished, config_pa
                              f"{c['prompt_tokens']:>11} {c['completion_tokens']:>10} {_fmt(c['latency_mean_ms']):>9} {_fmt(c['latency_p95_ms']):>8}")
         else:
             lines.append("No role calls recorded (llm_calls is empty).")
+        if tox is not None:
+            from escpro.extract.toxicity import toxicity_text
+
+            lines += ["", toxicity_text(tox)]
         if files:
             lines += ["", f"Wrote {', '.join(files)} to {out_dir}"]
         return "\n".join(lines)

@@ -76,3 +76,29 @@ def q_histogram(qs: list[float], theta: float, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def toxicity_plot(rows: list[dict], labels: list[str], model: str, path: Path) -> Path:
+    """Grouped bars: mean score per label (x) for each Table 7 row with utterances (colour).
+
+    rows: ToxicityResult.csv_rows() ({"row", "utterances", <label>: mean}).
+    """
+    plt = _plt()
+    rows = [r for r in rows if r["utterances"]]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels) + 3.0), 4.2))
+    cmap = plt.get_cmap("tab10")
+    width = 0.8 / max(1, len(rows))
+    for k, r in enumerate(rows):
+        xs = [i + (k - (len(rows) - 1) / 2) * width for i in range(len(labels))]
+        ax.bar(xs, [r[lab] or 0.0 for lab in labels], width=width, color=cmap(k % cmap.N),
+               label=f"{r['row']} (n={r['utterances']})")
+    ax.set_xticks(list(range(len(labels))), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("mean score per utterance")
+    ax.set_title(f"Toxicity by attribute ({model})", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

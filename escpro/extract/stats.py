@@ -136,6 +136,25 @@ def table5(trees: list[Tree], results: list[TreeResult], taxonomy: Taxonomy | No
     }
 
 
+def utterance_groups(trees: list[Tree], results: list[TreeResult], taxonomy: Taxonomy | None) -> dict[str, list[str]]:
+    """The texts behind Table 5's columns, utterance by utterance (same units as `table5`), for
+    per-utterance analyses such as toxicity (paper Table 7's rows)."""
+    g: dict[str, list[str]] = {k: [] for k in (
+        "seed_seeker", "seed_supporter", "esc_pro_seeker", "esc_pro_preferred", "esc_pro_non_preferred")}
+    for tree, res in zip(trees, results, strict=True):
+        for t in _seed_turns(tree):
+            g["seed_seeker" if t.get("speaker") == "seeker" else "seed_supporter"].append(str(t.get("text") or ""))
+        rejected_of: dict[str, list[str]] = {}
+        for p in res.pairs:
+            rejected_of.setdefault(p.chosen_id, []).append(p.rejected_id)
+        for path in res.paths:
+            for speaker, text, _ in esc_pro_dialogue(tree, path.node_ids, taxonomy):
+                g["esc_pro_seeker" if speaker == "seeker" else "esc_pro_preferred"].append(text or "")
+            for nid in path.node_ids:
+                g["esc_pro_non_preferred"] += [tree.node(r).supporter_text or "" for r in rejected_of.get(nid, [])]
+    return g
+
+
 def stage_distribution(
     trees: list[Tree], results: list[TreeResult], taxonomy: Taxonomy | None, source: str = "esc_pro"
 ) -> Counter:

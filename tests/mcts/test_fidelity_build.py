@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 import escpro.data
-
 from escpro.config import load_config
 from escpro.mcts.runner import BuildOptions, run_build
 from escpro.paths import configs_dir
