@@ -68,7 +68,8 @@ def score_items(
         "b_degenerate": pref.degenerate_labels if pref else [],
         "b_degenerate_policy": (
             "a strategy whose MM denominator is empty (never a mispredicted gold label, or only "
-            "against strategies whose preference is already 0; Kang et al.'s code yields nan) "
+            "against strategies whose preference is already 0; Kang et al.'s code raises "
+            "ZeroDivisionError there and reports no B) "
             "keeps its previous preference and is listed here"
         ),
         "f1_labels": list(f1.labels),

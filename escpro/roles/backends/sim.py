@@ -144,8 +144,8 @@ class SimEngine:
                 text = f"{rng.choice(_SEEKER_END)} {self.end_marker}"
             else:
                 text = " ".join(rng.sample(_SEEKER, 1 + int(u_len * 2)))
-        else:
-            text = " ".join(rng.sample(_SUPPORTER, 1 + int(u_len * 3)))
+        else:  # one or two sentences: the prompts ask for supporter turns under ~25 words
+            text = " ".join(rng.sample(_SUPPORTER, 1 + int(u_len * 2)))
             if role == "eval":
                 names = _STRATEGY_LINE.findall(messages[0].get("content", "") if messages else "")
                 if names:
