@@ -119,10 +119,11 @@ def bradley_terry_mm(w: np.ndarray, sweeps: int = DEFAULT_SWEEPS) -> tuple[np.nd
 
     When strategy i is never a mispredicted gold label the denominator is empty: their code
     computes 0/0 in numpy (p_i = nan, which spreads to every p in the next updates) and then
-    raises ZeroDivisionError in the geometric-mean step (no positive p is left), so it reports no
-    B at all (checked on ../shared/data/kang_predictions_degenerate_slice.json). Here such a p_i keeps its
-    previous value and i is reported as degenerate. A pair with p_i + p_j = 0 (both already driven to zero) carries no
-    information and is skipped rather than producing 0/0.
+    raises ZeroDivisionError in the geometric-mean step (no positive p is left), so it reports
+    no B at all (checked on ../shared/data/kang_predictions_degenerate_slice.json). Here such a
+    p_i keeps its previous value and i is reported as degenerate. A pair with p_i + p_j = 0
+    (both already driven to zero) carries no information and is skipped rather than producing
+    0/0.
     """
     k = w.shape[0]
     wl = [[float(x) for x in row] for row in np.asarray(w)]  # plain floats: K is tiny
