@@ -98,8 +98,9 @@ class RoleSet(Protocol):
     async def judge(
         self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
     ) -> Outcome[Judgement]:
-        """Reward role: rates the last supporter turn of ctx (which may end with the seeker's
-        reply to it) on the four criteria; the reward uses the configured alpha and b."""
+        """Reward role: rates the last supporter turn of ctx on the four criteria; the reward uses
+        the configured alpha and b. The search passes the dialogue cut after the judged turn
+        (escpro.mcts.world.judged_context: no seeker reply, no opening greeting)."""
         ...
 
     async def aclose(self) -> None: ...

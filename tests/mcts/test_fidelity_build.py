@@ -96,3 +96,20 @@ def test_share_situation_switch_shows_the_background_to_every_role(tmp_path, mon
     for role in ("seeker", "supporter", "strategy", "reward"):
         texts = ["\n".join(m["content"] for m in msgs) for r, msgs in seen if r == role]
         assert texts and all(any(d in t for d in descriptions) for t in texts), role
+
+
+def test_paper_faithful_differs_from_paper_only_in_sampling():
+    """configs/build/paper-faithful.yaml = paper.yaml with the authors' sampling (every role at
+    the API default temperature 1.0, top_p 1.0) and no answer reuse; nothing else."""
+    paper = load_config(configs_dir() / "build" / "paper.yaml").model_dump(mode="json")
+    faithful = load_config(configs_dir() / "build" / "paper-faithful.yaml").model_dump(mode="json")
+    for role in ("seeker", "supporter", "strategy", "reward"):
+        assert (faithful["roles"][role]["temperature"], faithful["roles"][role]["top_p"]) == (1.0, 1.0)
+        for key in ("temperature", "top_p"):
+            paper["roles"][role].pop(key)
+            faithful["roles"][role].pop(key)
+    assert paper["roles"]["strategy"] and paper["build"]["reuse_answers"] is True
+    assert faithful["build"].pop("reuse_answers") is False
+    paper["build"].pop("reuse_answers")
+    assert faithful == paper
+    assert faithful["roles"]["share_situation"] is False
