@@ -54,6 +54,17 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def _toxicity(ex, model: str | None, labels: str | None, activation: str, batch_size: int):
+    """Table 7 from a local classifier over the utterances Table 5 counts (None without a model)."""
+    if not model:
+        return None
+    from escpro.extract import toxicity as T
+
+    keep = tuple(x.strip() for x in labels.split(",") if x.strip()) if labels else None
+    opts = T.ToxicityOptions(model, batch_size=batch_size, activation=activation, labels=keep)
+    return T.score_groups(S.utterance_groups(ex.trees, ex.results, ex.taxonomy), opts)
+
+
 @escpro_command(name="stats")
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="DuckDB file written by `escpro build`.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write table5.csv, stages.csv, stages.png, q_hist.png, trees.csv, calls.csv, stats.json here.")
@@ -102,14 +113,8 @@ def stats(db_path, out_dir, theta, rule, taxonomy, include_unfinished, toxicity_
         "q_overall": S._quantiles(qs) | {"nodes": len(qs), "at_least_theta": sum(1 for q in qs if q >= ec.theta)},
         "calls": calls,
     }
-    tox = None
-    if toxicity_model:
-        from escpro.extract import toxicity as T
-
-        labels = tuple(x.strip() for x in toxicity_labels.split(",") if x.strip()) if toxicity_labels else None
-        tox = T.score_groups(S.utterance_groups(ex.trees, ex.results, tax),
-                             T.ToxicityOptions(toxicity_model, batch_size=toxicity_batch_size,
-                                               activation=toxicity_activation, labels=labels))
+    tox = _toxicity(ex, toxicity_model, toxicity_labels, toxicity_activation, toxicity_batch_size)
+    if tox is not None:
         summary["toxicity"] = tox.to_dict()
     files = []
     if out_dir is not None:
