@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from escpro import atomic
 from escpro.cli_common import emit, escpro_command
 from escpro.config import load_config
 from escpro.errors import EscproError
@@ -59,7 +60,7 @@ def tree(db_path, tree_id, fmt, out_path, theta, rule, max_depth, show_text, onl
         raise EscproError("--format png writes binary data: pass --out FILE")
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        (out_path.write_bytes if isinstance(data, bytes) else out_path.write_text)(data)
+        (atomic.write_bytes if isinstance(data, bytes) else atomic.write_text)(out_path, data)
         emit({"tree_id": tree_id, "format": fmt, "out": str(out_path), "valid_paths": len(res.paths), "pairs": len(res.pairs)},
              as_json, f"wrote {out_path} ({fmt}, {len(t.nodes)} nodes, {len(res.paths)} valid paths, {len(res.pairs)} pairs)")
     elif as_json:

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from escpro import atomic
 from escpro.errors import DataError, EscproError, NotBuiltError
 from escpro.evaluate.config import EvalConfig
 from escpro.evaluate.generate import Generator, generate_all
@@ -68,9 +69,7 @@ def _done_ids(path: Path) -> set[str]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def run_eval(

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from escpro import atomic
 from escpro.errors import ConfigError
 from escpro.roles.base import ROLES
 from escpro.roles.config import RolesConfig
@@ -50,9 +51,7 @@ def load_endpoints(path: str | Path) -> dict[str, dict[str, Any]]:
 def write_endpoints(path: str | Path, endpoints: dict[str, dict[str, Any]]) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(endpoints, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(p)
+    atomic.write_text(p, json.dumps(endpoints, indent=2) + "\n")
 
 
 def apply_endpoints(cfg: RolesConfig, path: str | Path) -> RolesConfig:
