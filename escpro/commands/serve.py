@@ -64,7 +64,11 @@ def _serve_sim(host, port, endpoints_out, sim_opts, as_json) -> None:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runner, bound = await start_server(make_app(settings, faults), host, port)
+        try:
+            runner, bound = await start_server(make_app(settings, faults), host, port)
+        except OSError as exc:  # port in use, address not on this machine, no permission
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}): "
+                              "choose another port (--port 0 picks a free one)") from None
         base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{bound}/v1"
         eps = {r: {"base_url": base_url, "model": "sim", "api_key_env": None, "structured": "vllm"}
                for r in ("seeker", "supporter", "strategy", "reward")}
@@ -129,7 +133,7 @@ def _serve_vllm(config_path, endpoints_out, dry_run, as_json) -> None:
               help="Write {role: {base_url, model, api_key_env}} here once healthy (for build/eval --endpoints).")
 @click.option("--dry-run", is_flag=True, help="Print the exact server commands and endpoints; start nothing.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="sim: address to bind.")
-@click.option("--port", type=int, default=8000, show_default=True, help="sim: port (0 = any free port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="sim: port (0 = any free port).")
 @click.option("--latency-ms", type=float, default=0.0, show_default=True, help="sim: mean answer latency.")
 @click.option("--jitter-ms", type=float, default=0.0, show_default=True, help="sim: +/- latency jitter.")
 @click.option("--capacity", type=int, default=64, show_default=True, help="sim: answers computed at once (slots).")
