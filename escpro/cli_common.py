@@ -84,6 +84,7 @@ def handle_errors(func: Callable) -> Callable:
         logging.basicConfig(
             level=getattr(logging, level.upper()),
             format="%(levelname)s %(name)s: %(message)s",
+            force=True,  # log to this invocation's stderr (in-process runs: tests, the demo)
         )
         try:
             return func(*args, **kwargs)

@@ -81,6 +81,12 @@ def _iter_records(path: Path, text: str, stripped: str) -> Iterator[tuple[int, A
     if stripped.startswith("["):
         yield from _iter_json_list(path, text)
         return
+    if path.suffix == ".json" and not stripped.startswith(("[", "{")):
+        try:
+            top = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: bad JSON ({exc.msg} at line {exc.lineno})") from None
+        raise DataError(f"{path}: top level is a {type(top).__name__}; expected a list of dialogues")
     if stripped.startswith("{") and path.suffix == ".json":
         # A single JSON document that is not a list: a wrong top-level shape.
         try:

@@ -93,5 +93,7 @@ def load_seeds(
         result.dialogues.append(norm.dialogue)
         result.merged_mixed_strategy += norm.merged_mixed_strategy
     if result.format == "auto":
+        if result.read:
+            raise DataError(f"{p}: none of its {result.read} records is a dialogue object: not a seed file")
         result.format = "empty"
     return result
