@@ -138,6 +138,9 @@ def _duckdb_error(exc: BaseException, where: str) -> EscproError | None:
     if duckdb is None or not isinstance(exc, duckdb.Error):
         return None
     msg = first_line(exc)
+    if "No space left on device" in msg or "Disk quota exceeded" in msg:
+        return OutputError(f"{where}no space left on the device ({msg[:160]}): free some space; "
+                           "what was committed is kept (a build continues with --resume)")
     if "not a valid DuckDB database file" in msg or "Could not read from file" in msg:
         return DataError(f"{where}{msg} (not a DuckDB file escpro wrote: check the path)")
     if isinstance(exc, getattr(duckdb, "IOException", ())) and "lock" in msg.lower():

@@ -24,7 +24,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 
-from escpro.errors import EscproError
+from escpro.errors import EscproError, user_error
 from escpro.mcts.config import BuildConfig
 from escpro.mcts.state import Delta, TreeState, node_row
 from escpro.mcts.tree import (
@@ -113,7 +113,18 @@ class TreeSearch:
             self._iters_run += iterations_done
         judg, self.judgements = self.judgements, []
         row = self.tree_row()
-        await self.commit(Delta(row, nodes, judg, calls, iterations_done))
+        await self._commit(Delta(row, nodes, judg, calls, iterations_done))
+
+    async def _commit(self, delta: Delta) -> None:
+        """A commit that fails (disk full, the file gone) stops the build with one error: it is
+        not this tree's fault, and what was committed before stays (the build resumes)."""
+        try:
+            await self.commit(delta)
+        except EscproError:
+            raise
+        except Exception as exc:
+            err = user_error(exc) or EscproError(f"storing the trees failed: {type(exc).__name__}: {exc}")
+            raise err from exc
 
     # ---- gold initialisation (iteration 0) ----
     async def init_gold(self) -> None:
@@ -384,5 +395,5 @@ class TreeSearch:
             s.dirty.clear()
             self.judgements.clear()
             self.world.rec.rows = []
-            await self.commit(Delta(self.tree_row()))
+            await self._commit(Delta(self.tree_row()))
         return s
