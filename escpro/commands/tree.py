@@ -9,8 +9,8 @@ import click
 
 from escpro import atomic
 from escpro.cli_common import emit, escpro_command
-from escpro.console import escape_controls
 from escpro.config import load_config
+from escpro.console import escape_controls
 from escpro.errors import EscproError
 from escpro.extract import db as dbio
 from escpro.extract import render
