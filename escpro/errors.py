@@ -92,8 +92,9 @@ def user_error(exc: BaseException, subject: str | None = None) -> EscproError | 
         out = OutputError if getattr(exc, "errno", None) in _write_errnos() else DataError
         return out(f"{loc}{_errno_hint(exc)}")
     if isinstance(exc, UnicodeDecodeError):
-        return DataError(f"{where}not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at "
-                         f"offset {exc.start}): give a UTF-8 text file")
+        byte = bytes(exc.object[exc.start:exc.start + 1]).hex()
+        return DataError(f"{where}not UTF-8 text (byte 0x{byte} at offset {exc.start}): "
+                         "give a UTF-8 text file")
     if isinstance(exc, UnicodeEncodeError):
         return DataError(f"{where}text that cannot be written as UTF-8 ({exc.reason}, "
                          f"{exc.object[exc.start:exc.end]!r}): fix the input text")
