@@ -70,7 +70,10 @@ class LazyGroup(click.Group):
         except Exception as exc:  # a command module that fails to import, or a bug outside one
             from escpro.cli_common import report
 
-            sys.exit(report(exc, debug="--log-level=debug" in sys.argv or "debug" in sys.argv))
+            argv = list(sys.argv if args is None else args)
+            debug = "--log-level=debug" in argv or any(
+                a == "--log-level" and b.lower() == "debug" for a, b in zip(argv, argv[1:]))
+            sys.exit(report(exc, debug=debug))
         sys.exit(0)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
