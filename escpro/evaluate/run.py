@@ -133,9 +133,7 @@ def run_eval(
         "resumed": len(done & {it.id for it in items}),
     }
     _write_json(run_path, summary)
-    (out / "config.yaml").write_text(
-        yaml.safe_dump({"eval": cfg.model_dump(mode="json")}, sort_keys=False), encoding="utf-8"
-    )
+    atomic.write_text(out / "config.yaml", yaml.safe_dump({"eval": cfg.model_dump(mode="json")}, sort_keys=False))
 
     t0 = time.perf_counter()
     if todo:

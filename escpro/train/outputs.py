@@ -60,7 +60,8 @@ def plot_curve(path: Path, log_history: list[dict[str, Any]], title: str) -> boo
         ax2.grid(alpha=0.3)
         ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic.atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
     return True
 
