@@ -25,7 +25,10 @@ def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "ut
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open: mode must be 'w' or 'wb', not {mode!r}")
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
     try:
         if mode == "wb":
             fh = os.fdopen(fd, "wb")
@@ -37,9 +40,11 @@ def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "ut
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp):
+            raise type(exc)(exc.errno, exc.strerror, str(target)) from None  # e.g. ENOSPC mid-write
         raise
 
 

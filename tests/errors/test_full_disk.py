@@ -73,3 +73,13 @@ def test_full_disk_stops_the_build_with_one_line_and_loses_nothing(tmp_path, sma
     r = _build(roomy / "t.duckdb", cfg, "--resume")
     assert r.returncode == 0, r.stderr
     assert _rows(roomy / "t.duckdb") == _rows(ref)
+
+
+def test_atomic_write_on_a_full_disk_names_the_target_and_leaves_nothing(small_disk):
+    from escpro import atomic
+
+    target = small_disk / "out.jsonl"
+    with pytest.raises(OSError) as info:
+        atomic.write_text(target, "x" * (4 << 20))
+    assert info.value.errno == 28 and info.value.filename == str(target)
+    assert list(small_disk.iterdir()) == []
