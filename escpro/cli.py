@@ -49,6 +49,33 @@ def _not_built(name: str, help_text: str, piece: str, module: str) -> click.Comm
 
 
 class LazyGroup(click.Group):
+    """Commands load on first use; click's own errors (usage, bad option values, unreadable
+    paths) print as one line, like escpro's (`error: ... (see 'escpro CMD --help')`)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            sys.exit(_usage_error(exc))
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except Exception as exc:  # a command module that fails to import, or a bug outside one
+            from escpro.cli_common import report
+
+            argv = list(sys.argv if args is None else args)
+            debug = "--log-level=debug" in argv or any(
+                a == "--log-level" and b.lower() == "debug" for a, b in zip(argv, argv[1:]))
+            sys.exit(report(exc, debug=debug))
+        sys.exit(0)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 
@@ -69,6 +96,17 @@ class LazyGroup(click.Group):
         rows = [(name, spec[2]) for name, spec in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _usage_error(exc: click.ClickException) -> int:
+    from escpro.console import escape_controls
+    from escpro.errors import first_line
+
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    msg = first_line(escape_controls(exc.format_message(), keep=""), limit=2000)
+    click.echo(f"error: {msg}{where}", err=True)
+    return exc.exit_code
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

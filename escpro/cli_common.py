@@ -10,13 +10,15 @@ import functools
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import click
 
-from escpro.errors import EscproError
+from escpro.console import escape_controls
+from escpro.errors import EscproError, first_line, user_error
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
@@ -40,23 +42,59 @@ def common_options(func: Callable) -> Callable:
     return func
 
 
+def _subject(exc: BaseException) -> str | None:
+    """The file an exception is about when it does not say: the innermost frame's Path local
+    (loaders keep the file they read in a Path; a decode or recursion error happens below it)."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        local = tb.tb_frame.f_locals
+        paths = [v for k, v in local.items() if isinstance(v, PurePath) and not k.startswith("_")]
+        named = [local[k] for k in ("path", "p", "file", "src") if isinstance(local.get(k), PurePath)]
+        if named or paths:
+            found = (named or paths)[0]
+        tb = tb.tb_next
+    return str(found) if found is not None else None
+
+
+def report(exc: BaseException, *, debug: bool = False) -> int:
+    """Print one line on stderr for any exception a command raised; returns the exit code.
+
+    The one place where OS, decode, recursion, DuckDB and validation errors become user errors
+    (escpro.errors.user_error); anything else is a bug, also one line (with --log-level debug
+    the traceback comes first)."""
+    err = user_error(exc, None if isinstance(exc, EscproError) else _subject(exc))
+    if debug and not isinstance(exc, EscproError):
+        traceback.print_exception(exc, file=sys.stderr)
+    if err is None:
+        hint = "" if debug else "; run with --log-level debug for the traceback"
+        click.echo(f"error: internal error: {type(exc).__name__}: {first_line(exc)}{hint}", err=True)
+        return 1
+    click.echo(f"error: {first_line(escape_controls(str(err), keep=''), limit=2000)}", err=True)
+    return err.exit_code
+
+
 def handle_errors(func: Callable) -> Callable:
-    """Run a command body: set logging, turn EscproError into one line on stderr and an exit code."""
+    """Run a command body: set logging, turn every exception into one line on stderr and an
+    exit code (report())."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        level = str(kwargs.get("log_level", "warning")).lower()
         logging.basicConfig(
-            level=getattr(logging, str(kwargs.get("log_level", "warning")).upper()),
+            level=getattr(logging, level.upper()),
             format="%(levelname)s %(name)s: %(message)s",
+            force=True,  # log to this invocation's stderr (in-process runs: tests, the demo)
         )
         try:
             return func(*args, **kwargs)
-        except EscproError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # click's own (usage errors): cli.EscproGroup prints them as one line
+        except Exception as exc:
+            sys.exit(report(exc, debug=level == "debug"))
 
     return wrapper
 

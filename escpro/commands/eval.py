@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from escpro import atomic
 from escpro.cli_common import emit, escpro_command
 
 BACKENDS = ["transformers", "llamacpp", "vllm-offline", "openai", "sim"]
@@ -182,8 +183,8 @@ def report(run_dirs, out, reference, ref_tables, ci, config_path, as_json, log_l
     rep = build_report(rows, ref, show_ci=ci)
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "table.md").write_text(rep["markdown"], encoding="utf-8")
-        (out / "table.csv").write_text(rep["csv"], encoding="utf-8")
+        atomic.write_text(out / "table.md", rep["markdown"])
+        atomic.write_text(out / "table.csv", rep["csv"])
         from escpro.evaluate.report import plot_report
 
         plot_report(rep["rows"], out / "table.png")

@@ -25,7 +25,14 @@ def merge(out, inputs, skip_duplicates, config_path, as_json, log_level):
     Example:
       escpro merge trees.duckdb shard0.duckdb shard1.duckdb shard2.duckdb shard3.duckdb
     """
-    res = merge_files(out, list(inputs), skip_duplicates)
+    created = not out.exists()
+    try:
+        res = merge_files(out, list(inputs), skip_duplicates)
+    except BaseException:
+        if created:  # a new OUT is written whole or not at all
+            for leftover in (out, out.with_name(out.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
 
     def text() -> str:
         rows = res["rows"]

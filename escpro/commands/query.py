@@ -24,6 +24,8 @@ class QueryError(EscproError):
 
 
 def run_query(db: Path, sql: str, timeout_s: float = 30.0) -> tuple[list[str], list[tuple]]:
+    if not sql.strip().strip(";").strip():
+        raise QueryError("the SQL statement is empty: pass one, e.g. \"SELECT count(*) FROM nodes\"")
     con = connect(db, read_only=True, timeout_s=timeout_s)
     try:
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from escpro.atomic import atomic_open
 from escpro.cli_common import emit, escpro_command
 from escpro.seeds.formats import FORMATS
 from escpro.seeds.load import load_seeds
@@ -73,11 +74,9 @@ def convert(path, out, taxonomy, fmt, strict, config_path, as_json, log_level):
     """
     result = load_seeds(path, taxonomy=taxonomy, fmt=fmt, strict=strict)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_open(out) as fh:
         for d in result.dialogues:
             fh.write(json.dumps(d.to_record(), ensure_ascii=False) + "\n")
-    tmp.replace(out)
     summary = result.summary() | {"out": str(out)}
     emit(summary, as_json, f"wrote {len(result.dialogues)} of {result.read} dialogues to {out}"
          + (f" (dropped: {summary['dropped']})" if summary["dropped"] else ""))

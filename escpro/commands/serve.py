@@ -45,17 +45,17 @@ def _serve_sim(host, port, endpoints_out, sim_opts, as_json) -> None:
         )
     except ValidationError as exc:
         raise ConfigError(format_validation_error("sim options", exc)) from None
-    for knob in ("error_rate", "malformed_rate", "truncated_rate", "hang_rate"):
+    knobs = ("error_rate", "unavailable_rate", "malformed_rate", "truncated_rate", "answer_truncated_rate",
+             "hang_rate")
+    for knob in knobs:
         if not 0.0 <= sim_opts[knob] <= 1.0:
             raise ConfigError(f"--{knob.replace('_', '-')}: must be between 0 and 1")
-    if sum(sim_opts[k] for k in ("error_rate", "malformed_rate", "truncated_rate", "hang_rate")) > 1.0:
+    if sum(sim_opts[k] for k in knobs) > 1.0:
         raise ConfigError("the fault rates add up to more than 1")
     faults = FaultSettings(
-        error_rate=sim_opts["error_rate"],
-        malformed_rate=sim_opts["malformed_rate"],
-        truncated_rate=sim_opts["truncated_rate"],
-        hang_rate=sim_opts["hang_rate"],
+        **{k: sim_opts[k] for k in knobs},
         hang_s=sim_opts["hang_s"],
+        retry_after_s=sim_opts["retry_after_s"],
         seed=sim_opts["seed"],
     )
 
@@ -64,7 +64,11 @@ def _serve_sim(host, port, endpoints_out, sim_opts, as_json) -> None:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runner, bound = await start_server(make_app(settings, faults), host, port)
+        try:
+            runner, bound = await start_server(make_app(settings, faults), host, port)
+        except OSError as exc:  # port in use, address not on this machine, no permission
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}): "
+                              "choose another port (--port 0 picks a free one)") from None
         base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{bound}/v1"
         eps = {r: {"base_url": base_url, "model": "sim", "api_key_env": None, "structured": "vllm"}
                for r in ("seeker", "supporter", "strategy", "reward")}
@@ -129,7 +133,7 @@ def _serve_vllm(config_path, endpoints_out, dry_run, as_json) -> None:
               help="Write {role: {base_url, model, api_key_env}} here once healthy (for build/eval --endpoints).")
 @click.option("--dry-run", is_flag=True, help="Print the exact server commands and endpoints; start nothing.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="sim: address to bind.")
-@click.option("--port", type=int, default=8000, show_default=True, help="sim: port (0 = any free port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="sim: port (0 = any free port).")
 @click.option("--latency-ms", type=float, default=0.0, show_default=True, help="sim: mean answer latency.")
 @click.option("--jitter-ms", type=float, default=0.0, show_default=True, help="sim: +/- latency jitter.")
 @click.option("--capacity", type=int, default=64, show_default=True, help="sim: answers computed at once (slots).")
@@ -137,14 +141,17 @@ def _serve_vllm(config_path, endpoints_out, dry_run, as_json) -> None:
 @click.option("--failure-rate", type=float, default=0.0, show_default=True, help="sim: share answered with HTTP 503.")
 @click.option("--invalid-rate", type=float, default=0.0, show_default=True, help="sim: share of JSON answers cut short (invalid).")
 @click.option("--error-rate", type=float, default=0.0, show_default=True, help="sim fault: share answered with HTTP 500.")
+@click.option("--unavailable-rate", type=float, default=0.0, show_default=True, help="sim fault: share answered with HTTP 503 + Retry-After.")
+@click.option("--retry-after-s", type=click.FloatRange(0, 3600), default=1.0, show_default=True, help="sim fault: the Retry-After of --unavailable-rate answers.")
+@click.option("--answer-truncated-rate", type=float, default=0.0, show_default=True, help="sim fault: share of JSON answers cut short in a well-formed body.")
 @click.option("--malformed-rate", type=float, default=0.0, show_default=True, help="sim fault: share answered with a non-completion body.")
 @click.option("--truncated-rate", type=float, default=0.0, show_default=True, help="sim fault: share whose HTTP body is cut mid-JSON.")
 @click.option("--hang-rate", type=float, default=0.0, show_default=True, help="sim fault: share that hang for --hang-s.")
 @click.option("--hang-s", type=float, default=30.0, show_default=True, help="sim fault: how long a hang lasts.")
 @click.option("--seed", type=int, default=0, show_default=True, help="sim: seed of answers and faults.")
 def serve(engine, endpoints_out, dry_run, host, port, latency_ms, jitter_ms, capacity, end_probability,
-          failure_rate, invalid_rate, error_rate, malformed_rate, truncated_rate, hang_rate, hang_s, seed,
-          config_path, as_json, log_level):
+          failure_rate, invalid_rate, error_rate, unavailable_rate, retry_after_s, answer_truncated_rate,
+          malformed_rate, truncated_rate, hang_rate, hang_s, seed, config_path, as_json, log_level):
     """Serve the four role models over OpenAI-compatible HTTP.
 
     With --engine vllm (default), --config is a served-model definition (serving/single-gpu.yaml,
@@ -167,7 +174,9 @@ def serve(engine, endpoints_out, dry_run, host, port, latency_ms, jitter_ms, cap
         _serve_sim(host, port, endpoints_out,
                    dict(latency_ms=latency_ms, jitter_ms=jitter_ms, capacity=capacity,
                         end_probability=end_probability, failure_rate=failure_rate,
-                        invalid_rate=invalid_rate, error_rate=error_rate, malformed_rate=malformed_rate,
+                        invalid_rate=invalid_rate, error_rate=error_rate, unavailable_rate=unavailable_rate,
+                        retry_after_s=retry_after_s, answer_truncated_rate=answer_truncated_rate,
+                        malformed_rate=malformed_rate,
                         truncated_rate=truncated_rate, hang_rate=hang_rate, hang_s=hang_s, seed=seed),
                    as_json)
         return

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from escpro.atomic import atomic_open
 from escpro.cli_common import emit, escpro_command
 from escpro.config import load_config
 from escpro.extract import db as dbio
@@ -46,7 +47,7 @@ def table5_text(t5: dict) -> str:
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_open(path, newline="") as fh:
         if not rows:
             return
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))

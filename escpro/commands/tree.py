@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from escpro import atomic
 from escpro.cli_common import emit, escpro_command
 from escpro.config import load_config
+from escpro.console import escape_controls
 from escpro.errors import EscproError
 from escpro.extract import db as dbio
 from escpro.extract import render
@@ -42,10 +44,10 @@ def tree(db_path, tree_id, fmt, out_path, theta, rule, max_depth, show_text, onl
                 "LEFT JOIN nodes n USING (tree_id) GROUP BY ALL ORDER BY t.tree_id"
             ).fetchall()
             listing = [{"tree_id": r[0], "status": r[1], "iterations": r[2], "nodes": r[3]} for r in rows]
-            emit(listing, as_json, lambda: "\n".join(
+            emit(listing, as_json, lambda: escape_controls("\n".join(
                 [f"{'tree_id':<24} {'status':<8} {'iter':>5} {'nodes':>6}"]
                 + [f"{x['tree_id']:<24} {x['status'] or '?':<8} {x['iterations'] if x['iterations'] is not None else '-':>5} {x['nodes']:>6}" for x in listing]
-            ) + "\n(pass --tree ID to draw one)")
+            )) + "\n(pass --tree ID to draw one)")
             return
         tax = resolve_taxonomy(dbio.read_runs(con), taxonomy)
         t = dbio.load_tree(con, tree_id)
@@ -59,12 +61,12 @@ def tree(db_path, tree_id, fmt, out_path, theta, rule, max_depth, show_text, onl
         raise EscproError("--format png writes binary data: pass --out FILE")
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        (out_path.write_bytes if isinstance(data, bytes) else out_path.write_text)(data)
+        (atomic.write_bytes if isinstance(data, bytes) else atomic.write_text)(out_path, data)
         emit({"tree_id": tree_id, "format": fmt, "out": str(out_path), "valid_paths": len(res.paths), "pairs": len(res.pairs)},
              as_json, f"wrote {out_path} ({fmt}, {len(t.nodes)} nodes, {len(res.paths)} valid paths, {len(res.pairs)} pairs)")
     elif as_json:
         emit({"tree_id": tree_id, "format": fmt, "content": data if isinstance(data, str) else None}, True)
     elif isinstance(data, bytes):
         sys.stdout.buffer.write(data)
-    else:
-        click.echo(data, nl=False)
+    else:  # seed and model text is data: no escape sequence reaches the terminal
+        click.echo(escape_controls(data), nl=False)

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from escpro import atomic
 from escpro.errors import ConfigError, DataError
 from escpro.paths import configs_dir
 
@@ -168,6 +169,7 @@ def plot_report(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
         ax.set_title(f"{col} {'(lower is better)' if col == 'B' else '(%)'}")
     fig.tight_layout()
     p = Path(path)
-    fig.savefig(p, dpi=110)
+    with atomic.atomic_open(p, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
     return p

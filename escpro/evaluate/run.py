@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from escpro import atomic
 from escpro.errors import DataError, EscproError, NotBuiltError
 from escpro.evaluate.config import EvalConfig
 from escpro.evaluate.generate import Generator, generate_all
@@ -68,9 +69,7 @@ def _done_ids(path: Path) -> set[str]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def run_eval(
@@ -134,9 +133,7 @@ def run_eval(
         "resumed": len(done & {it.id for it in items}),
     }
     _write_json(run_path, summary)
-    (out / "config.yaml").write_text(
-        yaml.safe_dump({"eval": cfg.model_dump(mode="json")}, sort_keys=False), encoding="utf-8"
-    )
+    atomic.write_text(out / "config.yaml", yaml.safe_dump({"eval": cfg.model_dump(mode="json")}, sort_keys=False))
 
     t0 = time.perf_counter()
     if todo:

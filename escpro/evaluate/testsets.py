@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from escpro.atomic import atomic_open
 from escpro.errors import DataError
 from escpro.jsonl import iter_objects
 from escpro.seeds.model import Dialogue
@@ -157,13 +158,11 @@ def kang_items(
 def write_items(items: Iterable[TestItem], path: str | Path) -> int:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_open(p) as fh:
         for it in items:
             fh.write(json.dumps(it.to_record(), ensure_ascii=False) + "\n")
             n += 1
-    tmp.replace(p)
     return n
 
 

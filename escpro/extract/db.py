@@ -6,7 +6,6 @@ matter and a column missing from an older file reads as NULL.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from escpro.atomic import sha256_file
 from escpro.errors import DataError
 from escpro.extract.tree import Node, Tree
 
@@ -67,12 +67,7 @@ def _select(con: duckdb.DuckDBPyConnection, table: str, cols: tuple[str, ...]) -
     return ", ".join(c if c in have else f"NULL AS {c}" for c in cols)
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+file_sha256 = sha256_file  # the one helper (escpro.atomic)
 
 
 def read_runs(con: duckdb.DuckDBPyConnection) -> list[RunInfo]:

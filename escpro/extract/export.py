@@ -6,11 +6,10 @@ half-written file that looks complete.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
+from escpro import atomic
 from escpro.extract import llamafactory as lf
 
 PAIRS = "pairs.jsonl"
@@ -21,10 +20,7 @@ MANIFEST = "manifest.json"
 
 
 def _atomic_write(path: Path, text: str) -> str:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return atomic.write_text(path, text)
 
 
 def write_jsonl(path: Path, records: list[dict]) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from escpro import atomic
+
 
 def _plt():
     import matplotlib
@@ -55,7 +57,8 @@ def stage_plot(panels: list[tuple[str, list[dict]]], strategies: list[str], path
     fig.suptitle("Strategy distribution over dialogue stages")
     fig.tight_layout(rect=(0, 0, 1 - 2.4 / fig.get_figwidth(), 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic.atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format=path.suffix.lstrip(".") or "png", dpi=120)
     plt.close(fig)
     return path
 
@@ -73,7 +76,8 @@ def q_histogram(qs: list[float], theta: float, path: Path) -> Path:
     ax.legend(frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic.atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format=path.suffix.lstrip(".") or "png", dpi=120)
     plt.close(fig)
     return path
 

@@ -52,6 +52,12 @@ class BuildConfig(Section):
     max_consecutive_failures: int = Field(
         5, ge=1, description="iterations in a row without progress before a tree is marked failed"
     )
+    failure_budget_max: float = Field(
+        3.0, ge=1, le=100,
+        description="how far a tree's failure budget grows with its share of failed iterations: "
+        "max_consecutive_failures / (1 - share), at most this many times max_consecutive_failures "
+        "(1 = a fixed budget)",
+    )
     commit_interval_s: float = Field(
         2.0, gt=0, description="seconds between commits of finished iterations to DuckDB"
     )

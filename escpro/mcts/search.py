@@ -9,16 +9,22 @@ exactly the steps the uninterrupted one would have.
 Failures: a role call that fails after the backend's own bounded retries is recorded. Losing a
 rollout step or some judgements only shortens the estimate; losing a step that creates tree
 state (extending a node, expanding one) or every judgement ends the iteration without
-backpropagation ("no progress"). `max_consecutive_failures` iterations in a row without progress
-mark the tree failed with the last error; other trees go on.
+backpropagation ("no progress"). A failed iteration is tried again with varied sampling (the
+role set starts where the failed try's retries ended), so an answer that fails for its request
+is not asked for again unchanged. The tree is marked failed with the last error after
+`max_consecutive_failures` iterations in a row without progress, a budget that grows with the
+tree's share of failed iterations so far (up to `failure_budget_max` times): a flaky server
+(a third of the calls failing) costs iterations, not trees, while a dead one still fails the
+tree after a bounded number of tries. Other trees go on.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
-from escpro.errors import EscproError
+from escpro.errors import EscproError, user_error
 from escpro.mcts.config import BuildConfig
 from escpro.mcts.state import Delta, TreeState, node_row
 from escpro.mcts.tree import (
@@ -107,7 +113,18 @@ class TreeSearch:
             self._iters_run += iterations_done
         judg, self.judgements = self.judgements, []
         row = self.tree_row()
-        await self.commit(Delta(row, nodes, judg, calls, iterations_done))
+        await self._commit(Delta(row, nodes, judg, calls, iterations_done))
+
+    async def _commit(self, delta: Delta) -> None:
+        """A commit that fails (disk full, the file gone) stops the build with one error: it is
+        not this tree's fault, and what was committed before stays (the build resumes)."""
+        try:
+            await self.commit(delta)
+        except EscproError:
+            raise
+        except Exception as exc:
+            err = user_error(exc) or EscproError(f"storing the trees failed: {type(exc).__name__}: {exc}")
+            raise err from exc
 
     # ---- gold initialisation (iteration 0) ----
     async def init_gold(self) -> None:
@@ -142,13 +159,15 @@ class TreeSearch:
         scores_list = await w.score_many(ctxs, parent_paths)
         # Failed turns are asked again (a live backend may answer next time), as often as an
         # iteration may fail in a row; all of it is iteration 0 with distinct call ids.
-        for _ in range(cfg.max_consecutive_failures - 1):
+        for rnd in range(1, cfg.max_consecutive_failures):
             failed = [i for i, sc in enumerate(scores_list) if sc is None]
             if not failed:
                 break
+            w.rec.retry_round = rnd
             again = await w.score_many([ctxs[i] for i in failed], [parent_paths[i] for i in failed])
             for i, sc in zip(failed, again, strict=True):
                 scores_list[i] = sc
+        w.rec.retry_round = 0
         failed = [i for i, sc in enumerate(scores_list) if sc is None]
         if failed:
             raise IterationFailed(
@@ -278,6 +297,7 @@ class TreeSearch:
     async def iteration(self, it: int) -> None:
         """Select a leaf by PUCB, then run the rest of the iteration from it."""
         self.world.rec.start_iteration(it)
+        self.world.rec.retry_round = self.s.consecutive_failures
         await self._iterate(select(self.s.root, self.cfg.c)[-1], it)
 
     async def _iterate(self, leaf: Node, it: int) -> None:
@@ -298,15 +318,30 @@ class TreeSearch:
         ctxs = await self._rollout(child)
         await self._judge_and_backprop(child, ctxs, it)
 
+    def failure_budget(self) -> int:
+        """Failed iterations in a row the tree may have: max_consecutive_failures / (1 - f), f
+        the share of its iterations that failed (this one counted), at most failure_budget_max
+        times the base; the base while no iteration has succeeded (nothing shows the roles can
+        answer: a misconfigured role fails fast). Pure function of committed counters, so a
+        resumed tree decides alike."""
+        base = self.cfg.max_consecutive_failures
+        cap = max(base, math.ceil(base * self.cfg.failure_budget_max))
+        s = self.s
+        f = s.failed_iterations / max(s.iterations + 1, 1)
+        if f >= 1:
+            return base
+        return min(cap, max(base, math.ceil(base / (1 - f))))
+
     def _iteration_failed(self, exc: IterationFailed) -> bool:
         """Count a failed iteration; True when the tree must now be marked failed."""
         s = self.s
         s.consecutive_failures += 1
         s.failed_iterations += 1
         s.error = str(exc)
-        if s.consecutive_failures >= self.cfg.max_consecutive_failures:
+        if s.consecutive_failures >= self.failure_budget():
             s.status = "failed"
-            s.error = f"{s.consecutive_failures} iterations in a row failed; last: {exc}"
+            s.error = (f"{s.consecutive_failures} iterations in a row failed ({s.failed_iterations} of "
+                       f"{s.iterations + 1}); last: {exc}")
             return True
         return False
 
@@ -360,5 +395,5 @@ class TreeSearch:
             s.dirty.clear()
             self.judgements.clear()
             self.world.rec.rows = []
-            await self.commit(Delta(self.tree_row()))
+            await self._commit(Delta(self.tree_row()))
         return s

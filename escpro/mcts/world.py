@@ -125,6 +125,9 @@ class CallRecorder:
     # Where the backends queue this tree's calls when more wait than the server takes (lower
     # first; None: by iteration). The search sets it to minus its estimate of the calls left.
     priority: float | None = None
+    # How many times in a row this tree's last iterations failed: the role set varies a retried
+    # iteration's sampling by it, so an answer that failed for its request is not asked again.
+    retry_round: int = 0
 
     def start_iteration(self, iteration: int) -> None:
         """Number the calls of the current task from 0 under `iteration`."""
@@ -156,6 +159,7 @@ class CallRecorder:
             "node_id": node_id(self.tree_id, path) if path is not None else None,
             "iteration": cur.iteration,
             "priority": self.priority,
+            "retry_round": self.retry_round,
         }
 
     def record(self, meta: dict[str, Any], outcome: Outcome) -> None:

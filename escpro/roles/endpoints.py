@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from escpro import atomic
 from escpro.errors import ConfigError
 from escpro.roles.base import ROLES
 from escpro.roles.config import RolesConfig
@@ -20,13 +23,49 @@ from escpro.roles.config import RolesConfig
 ENDPOINT_KEYS = {"base_url", "model", "api_key_env", "structured"}
 
 
+class Endpoint(BaseModel):
+    """One role's entry; validated when the file is read, so a typo fails at once (a base_url
+    that is not an http(s) URL with a valid port would otherwise be retried for a minute)."""
+
+    model_config = ConfigDict(extra="forbid")
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    structured: Literal["vllm", "response_format", "none"] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a non-empty string is required")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        u = urlsplit(v)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"{v!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:8000/v1)")
+        try:
+            port = u.port
+        except ValueError:
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(f"{v!r}: the port must be between 1 and 65535")
+        return v
+
+
 def load_endpoints(path: str | Path) -> dict[str, dict[str, Any]]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: endpoints file not found (write one with `escpro serve --endpoints-out`)")
-    text = p.read_text(encoding="utf-8")
     try:
+        text = p.read_text(encoding="utf-8")
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}): not an endpoints file") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: nested too deeply: not an endpoints file") from None
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{p}: not valid JSON/YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or not data:
@@ -37,22 +76,20 @@ def load_endpoints(path: str | Path) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{p}: {role}: unknown role (use {', '.join(ROLES)})")
         if not isinstance(ep, dict):
             raise ConfigError(f"{p}: {role}: a mapping with base_url and model is required")
-        extra = set(ep) - ENDPOINT_KEYS
-        if extra:
-            raise ConfigError(f"{p}: {role}.{sorted(extra)[0]}: unknown key")
-        for key in ("base_url", "model"):
-            if not isinstance(ep.get(key), str) or not ep[key]:
-                raise ConfigError(f"{p}: {role}.{key}: a non-empty string is required")
-        out[role] = dict(ep)
+        try:
+            out[role] = Endpoint.model_validate(ep).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            loc = ".".join(str(x) for x in (role, *e["loc"]))
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{p}: {loc}: {msg}") from None
     return out
 
 
 def write_endpoints(path: str | Path, endpoints: dict[str, dict[str, Any]]) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(endpoints, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(p)
+    atomic.write_text(p, json.dumps(endpoints, indent=2) + "\n")
 
 
 def apply_endpoints(cfg: RolesConfig, path: str | Path) -> RolesConfig:

@@ -82,7 +82,7 @@ class ConcreteRoleSet:
 
     # --- plumbing -----------------------------------------------------------------------------
     def _request(self, role: str, prompt: Prompt, meta: dict[str, Any] | None) -> RoleRequest:
-        return RoleRequest(
+        req = RoleRequest(
             role=role,
             messages=prompt.messages,
             schema=prompt.schema,
@@ -90,6 +90,14 @@ class ConcreteRoleSet:
             meta=dict(meta or {}),
             prompt=prompt.transcript,
         )
+        rnd = req.meta.get("retry_round") or 0
+        if rnd:
+            # The caller's previous try of this step failed: begin where its retries ended, so a
+            # request whose answer fails (bad JSON at temperature 0, a server that rejects that
+            # very body) is not sent again unchanged. The first try (round 0) is untouched, so
+            # answer reuse and replay-exact resume are unchanged when nothing fails.
+            req = self._retry_request(req, rnd * (1 + self.cfg.max_retries))
+        return req
 
     def _retry_request(self, req: RoleRequest, attempt: int) -> RoleRequest:
         s = req.sampling

@@ -1,8 +1,12 @@
 """Reading seed files into raw records, and raw records into raw turns, per source format.
 
-Only file-level damage (unreadable bytes, bad JSON, a wrong top-level shape) stops a load, with
-the file and record index named; a record of the wrong shape becomes a RecordDrop with a reason,
-so one bad record never costs the rest of the file.
+Only file-level damage (unreadable bytes, bad JSON, JSON nested thousands deep, a wrong top-level
+shape, an empty file) stops a load, with the file and record index named; a record of the wrong
+shape becomes a RecordDrop with a reason, so one bad record never costs the rest of the file.
+Text is decided on here, once: a field that should be text but is a number (NaN included) and
+text holding a lone UTF-16 surrogate (a JSON "\\ud800" escape: no UTF-8 file or DuckDB column
+can hold it) drop the record with a counted reason instead of surfacing later as '' or as a
+crash while a build writes it.
 """
 
 from __future__ import annotations
@@ -44,18 +48,45 @@ class RecordDrop(Exception):
         self.reason = reason
 
 
+def checked_text(value: str, what: str = "text") -> str:
+    """`value` if it can be written as UTF-8; a lone surrogate drops the record."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start:exc.end].encode("unicode_escape").decode("ascii")
+        raise RecordDrop("invalid_unicode", f"{what} holds a lone UTF-16 surrogate ({bad})") from None
+    return value
+
+
 def iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
     """Records of a .json list or a .jsonl file; fatal errors name the file and record index."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, a seed file was expected") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}): give a JSON or JSONL seed file") from None
     stripped = text.lstrip()
+    if not stripped:
+        raise DataError(f"{path}: empty file (no seed dialogues)")
+    try:
+        yield from _iter_records(path, text, stripped)
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply (thousands of levels): not a seed file") from None
+
+
+def _iter_records(path: Path, text: str, stripped: str) -> Iterator[tuple[int, Any]]:
     if stripped.startswith("["):
         yield from _iter_json_list(path, text)
         return
+    if path.suffix == ".json" and not stripped.startswith(("[", "{")):
+        try:
+            top = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: bad JSON ({exc.msg} at line {exc.lineno})") from None
+        raise DataError(f"{path}: top level is a {type(top).__name__}; expected a list of dialogues")
     if stripped.startswith("{") and path.suffix == ".json":
         # A single JSON document that is not a list: a wrong top-level shape.
         try:
@@ -131,27 +162,55 @@ def detect_format(first: Any, path: Path) -> str:
 def _text_of(value: Any) -> str:
     """A turn's text: a string, or a dict read through its text field."""
     if isinstance(value, str):
-        return value
+        return checked_text(value, "a turn's text")
     if isinstance(value, dict):
         for key in ("text", "content", "utterance"):
             if isinstance(value.get(key), str):
-                return value[key]
-    raise RecordDrop("bad_turn_text", f"expected text, got {type(value).__name__}")
+                return checked_text(value[key], "a turn's text")
+    raise RecordDrop("bad_turn_text", f"expected text, got {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    return type(value).__name__
 
 
 def _str_field(rec: dict, *keys: str) -> str:
+    """The first of `keys` present: text (stripped), or '' when null or absent; any other value
+    (a number, NaN) drops the record rather than silently becoming ''."""
     for key in keys:
         val = rec.get(key)
         if isinstance(val, str):
-            return val.strip()
+            return checked_text(val, f"'{key}'").strip()
+        if val is not None:
+            raise RecordDrop("bad_field", f"'{key}' is {_kind(val)}, not text")
     return ""
+
+
+def _checked_meta(meta: dict) -> dict:
+    """Metadata travels as JSON into the store: no NaN, no lone surrogate, no cycles."""
+    try:
+        json.dumps(meta, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordDrop("invalid_unicode", "'meta' holds a lone UTF-16 surrogate") from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise RecordDrop("bad_field", f"'meta' is not plain JSON ({exc})") from None
+    return meta
+
+
+def _seed_id(rec: dict, key: str, index: int) -> str:
+    val = rec.get(key, index)
+    if isinstance(val, float) and val != val:
+        raise RecordDrop("bad_field", f"'{key}' is NaN")
+    return checked_text(str(val), f"'{key}'")
 
 
 def _label(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value.strip() or None
+        return checked_text(value, "a strategy label").strip() or None
     if isinstance(value, dict):
         return _label(value.get("strategy"))
     raise RecordDrop("bad_strategy_field", f"strategy is {type(value).__name__}")
@@ -173,7 +232,7 @@ def extes_record(index: int, rec: Any) -> RawRecord:
             raise RecordDrop("bad_turn", f"a turn has neither 'User' nor 'AI' ({sorted(item)[:3]})")
     return RawRecord(
         index,
-        str(rec.get("id", index)),
+        _seed_id(rec, "id", index),
         _str_field(rec, "scene"),
         _str_field(rec, "description", "situation"),
         turns,
@@ -199,7 +258,7 @@ def esconv_record(index: int, rec: Any) -> RawRecord:
         raw_text = item["text"] if "text" in item else item.get("content")
         label = _label(item.get("strategy", item.get("annotation")))
         turns.append(RawTurn(speaker, _text_of(raw_text), label if speaker == "supporter" else None))
-    meta = {k: rec[k] for k in ("emotion_type", "experience_type") if isinstance(rec.get(k), str)}
+    meta = _checked_meta({k: rec[k] for k in ("emotion_type", "experience_type") if isinstance(rec.get(k), str)})
     return RawRecord(
         index, str(index), _str_field(rec, "problem_type"), _str_field(rec, "situation"), turns, meta
     )
@@ -224,10 +283,10 @@ def canonical_record(index: int, rec: Any) -> RawRecord:
                 bool(item.get("context_only", False)),
             )
         )
-    meta = rec.get("meta") if isinstance(rec.get("meta"), dict) else {}
+    meta = _checked_meta(rec.get("meta") if isinstance(rec.get("meta"), dict) else {})
     return RawRecord(
         index,
-        str(rec.get("seed_id", index)),
+        _seed_id(rec, "seed_id", index),
         _str_field(rec, "scene"),
         _str_field(rec, "situation", "description"),
         turns,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from escpro.atomic import sha256_file
 from escpro.errors import DataError
 from escpro.seeds.formats import FORMATS, READERS, RecordDrop, detect_format, iter_json_records
 from escpro.seeds.model import Dialogue
@@ -53,12 +53,7 @@ class SeedLoad:
         }
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+file_sha256 = sha256_file  # the one helper (escpro.atomic); kept under this name for callers
 
 
 def load_seeds(
@@ -98,5 +93,7 @@ def load_seeds(
         result.dialogues.append(norm.dialogue)
         result.merged_mixed_strategy += norm.merged_mixed_strategy
     if result.format == "auto":
+        if result.read:
+            raise DataError(f"{p}: none of its {result.read} records is a dialogue object: not a seed file")
         result.format = "empty"
     return result

@@ -176,7 +176,7 @@ class BatchWriter:
                 if self._con is not None and readers_waiting(self.path):
                     await asyncio.to_thread(self._release)
             except Exception as exc:  # noqa: BLE001 (kept and re-raised to the build)
-                log.error("commit failed: %s", exc)
+                log.debug("commit failed: %s", exc)  # re-raised to the build, reported once
                 self.error = exc
                 return
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from escpro.atomic import sha256_file  # noqa: F401  (the one helper; re-exported)
 from escpro.errors import DataError
 from escpro.train.config import DATA_FILES
 
@@ -61,12 +62,7 @@ def resolve_data_file(data: str | Path, method: str) -> Path:
     raise DataError(f"{p}: data file or directory not found")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+
 
 
 def detect_kind(rec: dict[str, Any]) -> str | None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from escpro import atomic
+
 CURVE_KEYS = (
     ("loss", "training loss"),
     ("rewards/accuracies", "reward accuracy"),
@@ -26,7 +28,7 @@ def step_rows(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def write_metrics(path: Path, log_history: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     rows = step_rows(log_history)
     doc = {"summary": summary, "steps": rows, "log_history": log_history}
-    path.write_text(json.dumps(doc, indent=1, default=float), encoding="utf-8")
+    atomic.write_text(path, json.dumps(doc, indent=1, default=float))
 
 
 def plot_curve(path: Path, log_history: list[dict[str, Any]], title: str) -> bool:
@@ -58,15 +60,16 @@ def plot_curve(path: Path, log_history: list[dict[str, Any]], title: str) -> boo
         ax2.grid(alpha=0.3)
         ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic.atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
     return True
 
 
 def write_resolved_config(path: Path, train_section: dict[str, Any]) -> None:
     header = "# Resolved by `escpro train`; re-run with: escpro train --config <this file>\n"
-    path.write_text(header + yaml.safe_dump({"train": train_section}, sort_keys=False), encoding="utf-8")
+    atomic.write_text(path, header + yaml.safe_dump({"train": train_section}, sort_keys=False))
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    atomic.write_text(path, json.dumps(manifest, indent=1))

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from escpro import atomic
+
 
 def default_cache_dir() -> Path:
     base = Path(os.environ.get("ESCPRO_CACHE", Path.home() / ".cache" / "escpro"))
@@ -65,7 +67,7 @@ class RefLogpCache:
         tmp = self.file(name).with_suffix(f".tmp{os.getpid()}")
         pq.write_table(columns.data.table, tmp)
         os.replace(tmp, self.file(name))
-        (self.dir / "key.json").write_text(json.dumps(self.parts, indent=1, sort_keys=True, default=str))
+        atomic.write_text(self.dir / "key.json", json.dumps(self.parts, indent=1, sort_keys=True, default=str))
 
 
 class CachedRefLogpsMixin:

@@ -14,8 +14,13 @@ from escpro.roles.schemas import parse_json_answer, reward_schema
     [
         ("{}", "mapping"),
         ('{"judge": {"base_url": "u", "model": "m"}}', "unknown role"),
-        ('{"reward": {"base_url": "u"}}', "reward.model"),
-        ('{"reward": {"base_url": "u", "model": "m", "port": 1}}', "unknown key"),
+        ('{"reward": {"base_url": "http://h/v1"}}', "reward.model"),
+        ('{"reward": {"base_url": "http://h/v1", "model": "m", "port": 1}}', "reward.port: unknown key"),
+        ('{"reward": {"base_url": "u", "model": "m"}}', "reward.base_url: 'u' is not an http"),
+        ('{"reward": {"base_url": "ftp://h/v1", "model": "m"}}', "not an http"),
+        ('{"reward": {"base_url": "http://h:70000/v1", "model": "m"}}', "port must be between 1 and 65535"),
+        ('{"reward": {"base_url": "http://h/v1", "model": "m", "structured": "json"}}', "reward.structured"),
+        ('{"reward": {"base_url": "http://h/v1", "model": "  "}}', "reward.model"),
         ("{not json", "not valid"),
     ],
 )

@@ -14,6 +14,7 @@ endpoints use aiohttp.
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024
@@ -37,6 +38,12 @@ class ProtocolError(HttpError):
     pass
 
 
+class Response(NamedTuple):
+    status: int
+    body: bytes
+    retry_after: str | None  # the Retry-After header's value, if the server sent one
+
+
 class _Conn(asyncio.Protocol):
     """One connection; parses one response at a time as bytes arrive."""
 
@@ -57,6 +64,7 @@ class _Conn(asyncio.Protocol):
         self.chunk_left = -1  # -1: expecting a size line; -2: the CRLF after a chunk; -3: trailers
         self.body = bytearray()
         self.received = False
+        self.retry_after: str | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -151,6 +159,8 @@ class _Conn(asyncio.Protocol):
                 self.chunked = "chunked" in value.lower()
             elif name == "connection":
                 conn = value.strip().lower()
+            elif name == "retry-after":
+                self.retry_after = value.strip()
         self.status = status
         self.head_done = True
         if parts[0] == "HTTP/1.0":
@@ -260,6 +270,11 @@ class Http1Pool:
     async def post(self, head: bytes, extra_head: bytes, body: bytes, timeout: float) -> tuple[int, bytes]:
         """One POST within `timeout` seconds (connecting included). `head` from request_head(),
         `extra_head` more header lines ending in CRLF (may be empty)."""
+        r = await self.request(head, extra_head, body, timeout)
+        return r.status, r.body
+
+    async def request(self, head: bytes, extra_head: bytes, body: bytes, timeout: float) -> Response:
+        """post() with the response's Retry-After header (the caller's backoff honours it)."""
         data = b"".join((head, extra_head, b"Content-Length: %d\r\n\r\n" % len(body), body))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -287,7 +302,7 @@ class Http1Pool:
 
     async def _send(
         self, loop: asyncio.AbstractEventLoop, conn: _Conn, data: bytes, deadline: float
-    ) -> tuple[int, bytes]:
+    ) -> Response:
         fut = loop.create_future()
         conn._new_response()
         conn.waiter = fut
@@ -307,7 +322,7 @@ class Http1Pool:
             self._idle.append(conn)
         else:
             self._drop(conn)
-        return result
+        return Response(result[0], result[1], conn.retry_after)
 
     def close(self) -> None:
         for conn in list(self._all):

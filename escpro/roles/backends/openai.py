@@ -7,7 +7,8 @@ use aiohttp directly: on this 2-core machine the openai SDK's default httpx tran
 scripts/bench_http_client.py measures them). One pooled client per model instance; a semaphore
 per endpoint caps requests in flight; each attempt has a timeout; 5xx/429, timeouts, connection
 errors and malformed or truncated response bodies are retried a bounded number of times with
-exponential backoff; any other 4xx fails at once. Schema requests are constrained with vLLM's
+exponential backoff with jitter, honouring a server's Retry-After (backends/retry.py); any other
+4xx fails at once. Schema requests are constrained with vLLM's
 `structured_outputs: {"json": ...}` (vLLM >= 0.12) or OpenAI `response_format` json_schema; the
 removed `guided_*` keys are never sent (vLLM would ignore them and not constrain the output).
 Every request carries `X-Escpro-Role` so a server can tell the roles apart.
@@ -19,6 +20,7 @@ import asyncio
 import heapq
 import itertools
 import os
+import random
 import time
 import weakref
 from collections.abc import Sequence
@@ -28,7 +30,7 @@ import aiohttp
 import orjson
 
 from escpro.errors import ConfigError
-from escpro.roles.backends import http1
+from escpro.roles.backends import http1, retry
 from escpro.roles.backends.common import failed, finish
 from escpro.roles.base import RoleRequest, RoleResult
 from escpro.roles.config import RoleBinding
@@ -91,9 +93,19 @@ _SEMAPHORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Slo
 
 
 class _Retryable(Exception):
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: str, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after_s = retry_after_s  # the server's Retry-After, in seconds
+
+
+def _check_status(status: int, raw: bytes, retry_after: str | None) -> None:
+    """5xx and 429 are retried (after the server's Retry-After if it sent one); other 4xx fail."""
+    if status >= 500 or status == 429:
+        raise _Retryable("error", f"HTTP {status}: {raw[:120].decode('utf-8', 'replace')}",
+                         retry.parse_retry_after(retry_after))
+    if status >= 400:
+        raise _Fatal(f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
 
 
 class _Fatal(Exception):
@@ -216,6 +228,7 @@ class OpenAIModel:
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._role_heads: dict[str, bytes] = {}
         self._head = b""
+        self._jitter = random.Random()  # backoff timing only: answers do not depend on it
 
     @classmethod
     def from_binding(cls, b: RoleBinding, *, timeout_s: float = 120.0) -> OpenAIModel:
@@ -276,7 +289,7 @@ class OpenAIModel:
     @property
     def call_budget_s(self) -> float:
         """The longest one generate() can take: every attempt timing out, plus the backoffs."""
-        backoff = sum(self.backoff_s * 2**i for i in range(self.retries))
+        backoff = retry.worst_case_backoff_s(self.retries, self.backoff_s)
         return self.timeout_s * (1 + self.retries) + backoff + 1.0
 
     async def _post(self, session: aiohttp.ClientSession, data: bytes, role: str) -> bytes:
@@ -284,10 +297,7 @@ class OpenAIModel:
         try:
             async with session.post(self.url, data=data, headers=headers) as resp:
                 raw = await resp.read()
-                if resp.status >= 500 or resp.status == 429:
-                    raise _Retryable("error", f"HTTP {resp.status}: {raw[:120].decode('utf-8', 'replace')}")
-                if resp.status >= 400:
-                    raise _Fatal(f"HTTP {resp.status}: {raw[:200].decode('utf-8', 'replace')}")
+                _check_status(resp.status, raw, resp.headers.get("Retry-After"))
                 return raw
         except asyncio.TimeoutError:
             raise _Retryable("timeout", f"no response within {self.timeout_s:g} s") from None
@@ -301,17 +311,14 @@ class OpenAIModel:
         if extra is None:
             extra = self._role_heads[role] = f"{ROLE_HEADER}: {role}\r\n".encode("latin-1")
         try:
-            status, raw = await pool.post(self._head, extra, data, self.timeout_s)
+            status, raw, retry_after = await pool.request(self._head, extra, data, self.timeout_s)
         except TimeoutError:
             raise _Retryable("timeout", f"no response within {self.timeout_s:g} s") from None
         except http1.TruncatedBody as exc:
             raise _Retryable("error", f"truncated response body: {exc}") from None
         except (http1.HttpError, OSError) as exc:
             raise _Retryable("error", f"{type(exc).__name__}: {exc}") from None
-        if status >= 500 or status == 429:
-            raise _Retryable("error", f"HTTP {status}: {raw[:120].decode('utf-8', 'replace')}")
-        if status >= 400:
-            raise _Fatal(f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}")
+        _check_status(status, raw, retry_after)
         return raw
 
     async def _one(self, req: RoleRequest) -> RoleResult:
@@ -327,7 +334,8 @@ class OpenAIModel:
         last: _Retryable | None = None
         for attempt in range(1 + self.retries):
             if attempt:
-                await asyncio.sleep(self.backoff_s * (2 ** (attempt - 1)))
+                wait = retry.backoff_s(attempt, self.backoff_s, self._jitter, last and last.retry_after_s)
+                await asyncio.sleep(wait)
             try:
                 await sem.acquire(prio)
                 try:

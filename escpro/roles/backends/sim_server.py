@@ -2,9 +2,11 @@
 
 Same engine as the in-process `sim` backend; the role comes from the `X-Escpro-Role` header, the
 schema from `structured_outputs.json` (vLLM) or `response_format.json_schema.schema` (OpenAI).
-Fault injection exercises clients end to end: HTTP 5xx, a malformed body, a body cut off mid-JSON
-(the connection closes short of its Content-Length), and a hang (no answer for `hang_s`). Faults
-are drawn from a seeded generator in arrival order, so a run is repeatable. aiohttp.web keeps the
+Fault injection exercises clients end to end: HTTP 500, HTTP 503 with `Retry-After`, a malformed
+body, a body cut off mid-JSON (the connection closes short of its Content-Length), a well-formed
+completion whose JSON answer is cut short (like a model that ran out of tokens), and a hang (no
+answer for `hang_s`). Faults are drawn from a seeded generator in arrival order, so a run is
+repeatable; scripts/bench_faults.py builds against it at 10-50% faults. aiohttp.web keeps the
 server cheap enough for thousands of calls/s on loopback.
 """
 
@@ -26,18 +28,29 @@ from escpro.roles.config import SimSettings
 ROLE_HEADER = "X-Escpro-Role"
 
 
+FAULT_KINDS = ("error", "unavailable", "malformed", "truncated", "answer_truncated", "hang")
+
+
 @dataclass
 class FaultSettings:
     error_rate: float = 0.0  # HTTP 500
+    unavailable_rate: float = 0.0  # HTTP 503 with Retry-After: retry_after_s
     malformed_rate: float = 0.0  # 200 with a body that is not a completion
     truncated_rate: float = 0.0  # body cut off mid-JSON
+    answer_truncated_rate: float = 0.0  # a complete body whose JSON answer is cut short
     hang_rate: float = 0.0  # no answer for hang_s
     hang_s: float = 30.0
+    retry_after_s: float = 1.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        rates = [getattr(self, f"{k}_rate") for k in FAULT_KINDS]
+        if any(not 0.0 <= r <= 1.0 for r in rates) or sum(rates) > 1.0 + 1e-9:
+            raise ValueError("fault rates must each be in [0, 1] and add up to at most 1")
 
     def draw(self, u: float) -> str | None:
         edge = 0.0
-        for name in ("error", "malformed", "truncated", "hang"):
+        for name in FAULT_KINDS:
             edge += getattr(self, f"{name}_rate")
             if u < edge:
                 return name
@@ -113,6 +126,9 @@ def make_app(
             await asyncio.sleep(faults.hang_s)
         if fault == "error":
             return web.json_response({"error": {"message": "sim: injected server error"}}, status=500)
+        if fault == "unavailable":
+            return web.json_response({"error": {"message": "sim: injected overload"}}, status=503,
+                                     headers={"Retry-After": f"{faults.retry_after_s:g}"})
         if fault == "malformed":
             return web.Response(text="<html>upstream hiccup</html>", content_type="application/json")
         if api == "chat":
@@ -135,6 +151,8 @@ def make_app(
         if ans.status != "ok":
             return web.json_response({"error": {"message": ans.error}}, status=503)
         text = ans.text
+        if fault == "answer_truncated" and schema is not None:
+            text = text[: max(1, len(text) // 2)]
         finish = "stop"
         max_tokens = body.get("max_tokens")
         if isinstance(max_tokens, int) and ans.completion_tokens > max_tokens:
