@@ -49,6 +49,9 @@ def handle_errors(func: Callable) -> Callable:
             level=getattr(logging, str(kwargs.get("log_level", "warning")).upper()),
             format="%(levelname)s %(name)s: %(message)s",
         )
+        from escpro.console import configure
+
+        configure(str(kwargs.get("log_level", "warning")))
         try:
             return func(*args, **kwargs)
         except EscproError as exc:

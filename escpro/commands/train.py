@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,8 @@ def _overrides(cli: dict[str, Any], extra: tuple[str, ...], config_path: Path | 
               help="Continue an interrupted run: the last checkpoint in OUT/checkpoints, or a given one.")
 @click.option("--merge", is_flag=True, default=None, help="Also save the LoRA adapter merged into the base.")
 @click.option("--check", is_flag=True, help="Resolve and validate the recipe (and data) without loading weights.")
-def train(overrides, method, mode, model, data, out, dialogues, max_steps, resume, merge, check,
+@click.option("--no-progress", is_flag=True, help="No progress bar (--json implies it).")
+def train(overrides, method, mode, model, data, out, dialogues, max_steps, resume, merge, check, no_progress,
           config_path, as_json, log_level):  # noqa: ARG001
     from escpro.config import load_config
 
@@ -92,7 +95,10 @@ def train(overrides, method, mode, model, data, out, dialogues, max_steps, resum
         return
     from escpro.train.run import train as run_train
 
-    summary = run_train(cfg, train_section=section)
+    # stdout carries only escpro's result (one JSON document with --json): anything a library
+    # prints there during the run goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        summary = run_train(cfg, train_section=section, progress=not (no_progress or as_json))
     emit(summary, as_json, lambda: _summary_text(summary))
 
 
@@ -110,6 +116,12 @@ def _summary_text(s: dict[str, Any]) -> str:
     lines = [f"trained {s['method']} ({s['mode']}): {s['steps']} steps on {s['records']} records in {s['seconds']} s"]
     if "first_loss" in s:
         lines.append(f"  loss {s['first_loss']:.4f} -> {s['last_loss']:.4f}")
+    if s.get("eval"):
+        ev = s["eval"]
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if k != "step" and isinstance(v, int | float))
+        lines.append(f"  validation ({s['validation']['records']} records): {shown}")
+    for name, where in (s.get("tracking") or {}).items():
+        lines.append(f"  {name}: {where}")
     if s.get("ref_cache"):
         rc = s["ref_cache"]
         lines.append(f"  reference log-probs: {'cache hit' if rc['hits'] else 'computed and cached'} ({rc['dir']})")

@@ -64,7 +64,7 @@ def fmt_scores(r: dict[str, Any]) -> str:
 
     b = "n/a" if r.get("B") is None else f"{r['B']:.2f}"
     if r.get("B") is None and r.get("B_reason"):
-        b += f" ({r['B_reason'].split(':')[0]})"
+        b += f" ({r['B_reason'].split(' (')[0]})"
     valid = r.get("valid")
     n = r.get("n")
     shown = (f"valid {round(valid * n)}/{n}" if valid is not None and n else f"n={n}")
