@@ -139,8 +139,7 @@ def front_matter(files: dict[str, Any], licence: str, n: int) -> dict[str, Any]:
                             "tags": ["emotional-support", "preference", "dpo", "kto", "mcts", "escpro"],
                             "configs": configs}
     if licence == "other":
-        meta["license_name"] = "seed-dialogue-terms"
-        meta["license_link"] = "LICENSE-NOTE.md"
+        meta["license_name"] = "seed-dialogue-terms"  # explained in the card's licence section
     return meta
 
 
@@ -207,8 +206,6 @@ def write_card(out: Path, manifest: dict[str, Any], db_path: Path, *, licence: s
     runs = run_provenance(db_path)
     lic = seed_licence(runs, licence)
     _atomic_write(out / CARD, card_text(manifest, runs, files, lic))
-    if lic[0] == "other":
-        _atomic_write(out / "LICENSE-NOTE.md", f"# Licence\n\n{lic[1]}\n\nThe data keeps the licence of its seed dialogues.\n")
     return {"card": str(out / CARD), "license": lic[0], "license_note": lic[1]}
 
 
