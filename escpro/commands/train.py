@@ -81,25 +81,44 @@ def train(overrides, method, mode, model, data, out, dialogues, max_steps, resum
         "dialogues": dialogues, "max_steps": max_steps, "merge": merge,
         "resume": (True if resume == "last" else resume),
     }
-    kv = _overrides(cli, overrides, config_path)
-    cfg_all = load_config(config_path, {"train": kv} if kv else None)
+    lf = _llamafactory(config_path)
+    kv = _overrides(cli, overrides, None if lf else config_path)
+    if lf is not None:  # a flat LLaMA-Factory YAML: its keys become the train section
+        cfg_all = load_config(None, {"train": {**lf.train, **kv}})
+    else:
+        cfg_all = load_config(config_path, {"train": kv} if kv else None)
     cfg = cfg_all.train
     section = cfg_all.model_dump(mode="json")["train"]
 
     from escpro.train.plan import resolve_plan
 
+    lf_notes = [f"{config_path} is a LLaMA-Factory YAML: {n}" for n in (lf.notes if lf else [])]
     if check:
         plan, _ = resolve_plan(cfg)
+        plan["notes"] = lf_notes + plan["notes"]
         plan["ok"] = True
         emit(plan, as_json, lambda: _plan_text(config_path, plan))
         return
     from escpro.train.run import train as run_train
+
+    for note in lf_notes:
+        click.echo(f"note: {note}", err=True)
 
     # stdout carries only escpro's result (one JSON document with --json): anything a library
     # prints there during the run goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         summary = run_train(cfg, train_section=section, progress=not (no_progress or as_json))
     emit(summary, as_json, lambda: _summary_text(summary))
+
+
+def _llamafactory(config_path: Path | None) -> Any:
+    if config_path is None:
+        return None
+    from escpro.config import read_yaml
+    from escpro.train.lf_yaml import convert, is_llamafactory
+
+    data = read_yaml(config_path)
+    return convert(data, str(config_path)) if is_llamafactory(data) else None
 
 
 def _plan_text(path: Path | None, plan: dict[str, Any]) -> str:
