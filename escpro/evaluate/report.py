@@ -175,6 +175,7 @@ def plot_report(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     labels = [" ".join(x for x in (str(r["model"]), str(r["mode"]), str(r["method"])) if x and x != "-")
+              + ("" if r["source"] == "this run" else f" [{str(r['source']).replace('paper ', '')}]")
               for r in rows]
     height = 1.6 + 0.26 * max(len(rows), 4)
     fig, axes = plt.subplots(1, 4, figsize=(14, height), sharey=True)
@@ -198,7 +199,7 @@ def plot_report(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(ypos)
     axes[0].set_yticklabels(labels, fontsize=7)
-    axes[0].invert_yaxis()
+    axes[0].set_ylim(len(rows) - 0.5, -0.5)  # first row on top, no empty margin
     fig.tight_layout()
     p = Path(path)
     fig.savefig(p, dpi=110)
