@@ -123,7 +123,8 @@ def _llamafactory(config_path: Path | None) -> Any:
 
 def _plan_text(path: Path | None, plan: dict[str, Any]) -> str:
     lines = [f"ok: {path or 'command line'}: {plan['method']} ({plan['mode']}) via {plan['trainer']}"]
-    for key in ("model", "reference", "deepspeed", "batch", "schedule", "loss", "lengths", "lora", "data"):
+    for key in ("model", "reference", "deepspeed", "batch", "schedule", "loss", "lengths", "lora", "data",
+                "validation", "report_to"):
         if plan.get(key) is not None:
             val = plan[key]
             lines.append(f"  {key}: {json.dumps(val) if isinstance(val, dict) else val}")

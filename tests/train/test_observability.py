@@ -101,3 +101,21 @@ def test_sft_validation_loss_and_no_deprecated_arguments(make_cfg):
 def test_report_to_is_checked(make_cfg):
     with pytest.raises(Exception, match="report_to: mlflow is not one of none, tensorboard, wandb"):
         make_cfg(report_to="mlflow")
+
+
+def test_missing_tracker_is_a_one_line_error(tmp_path):
+    from click.testing import CliRunner
+
+    from escpro.cli import cli
+
+    res = CliRunner().invoke(cli, ["train", "--config", str(TINY), "--check", "report_to=wandb"])
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    assert res.exit_code != 0 and "train.report_to wandb: wandb is not installed" in res.stderr
+    ok = CliRunner().invoke(cli, ["train", "--config", str(TINY), "--check", "--json", "report_to=tensorboard",
+                                  "val_size=0.2"])
+    assert ok.exit_code == 0, ok.output
+    plan = json.loads(ok.stdout)
+    assert plan["report_to"] == ["tensorboard"] and plan["validation"] == {"val_size": 0.2, "eval_steps": 10}
