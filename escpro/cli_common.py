@@ -86,6 +86,9 @@ def handle_errors(func: Callable) -> Callable:
             format="%(levelname)s %(name)s: %(message)s",
             force=True,  # log to this invocation's stderr (in-process runs: tests, the demo)
         )
+        from escpro.console import configure
+
+        configure(str(kwargs.get("log_level", "warning")))
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:

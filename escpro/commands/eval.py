@@ -164,22 +164,29 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write table.md, table.csv and table.png (bar chart) here (default: print only).")
 @click.option("--reference", "reference", is_flag=True, help="Add the paper's published numbers "
-              "(Tables 2, 4, 9-11; configs/eval/paper_results.yaml).")
+              "(Table 2 unless --reference-table says otherwise; configs/eval/paper_results.yaml).")
 @click.option("--reference-table", "ref_tables", multiple=True,
-              help="Only these paper tables with --reference (e.g. 'Table 2'); repeatable.")
+              help="With --reference: these paper tables instead of Table 2 (2, 4, 9, 10, 11 or all); repeatable.")
 @click.option("--ci/--no-ci", default=True, show_default=True, help="Show bootstrap intervals when present.")
 def report(run_dirs, out, reference, ref_tables, ci, config_path, as_json, log_level):
     """Table of Q, B, Qw and R-L (percent, B raw) over run directories, shaped like the paper's
-    Table 2: one row per model and method.
+    Table 2: one row per model and method. Directories that are not eval runs (no scores.json)
+    are skipped with a note, so `runs/*` works on a folder that also holds training runs.
 
     \b
     Example:
       escpro eval report runs/* --reference --out reports/
     """
+    from escpro.errors import DataError
     from escpro.evaluate.report import build_report, collect_runs, load_reference
 
-    rows = collect_runs(run_dirs)
-    ref = load_reference(tables=ref_tables or None) if reference else []
+    skipped: list[str] = []
+    rows = collect_runs(run_dirs, skipped)
+    for why in skipped:
+        click.echo(f"note: skipped {why}", err=True)
+    if not rows:
+        raise DataError(f"no eval run among the {len(run_dirs)} path(s) given")
+    ref = load_reference(tables=list(ref_tables) or ["Table 2"]) if reference else []
     rep = build_report(rows, ref, show_ci=ci)
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -188,4 +195,4 @@ def report(run_dirs, out, reference, ref_tables, ci, config_path, as_json, log_l
         from escpro.evaluate.report import plot_report
 
         plot_report(rep["rows"], out / "table.png")
-    emit({"rows": rep["rows"], "out": str(out) if out else None}, as_json, rep["markdown"])
+    emit({"rows": rep["rows"], "out": str(out) if out else None, "skipped": skipped}, as_json, rep["markdown"])

@@ -33,7 +33,11 @@ def _progress(total_hint: str, disable: bool):
 @click.option("--backend", default=None, help="Ablation: backend for every role (overrides the config), e.g. sim, openai, transformers.")
 @click.option("--endpoints", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ablation: endpoints file written by `escpro serve`.")
 @click.option("--random-seed", type=int, default=None, help="Ablation: seed of the random strategy draw (default 0).")
-def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, ablation, backend, endpoints, random_seed, config_path, as_json, log_level):
+@click.option("--strict-template", is_flag=True, help="Also write strict/: the system prompt folded into the first user turn, no leading assistant turn (Gemma-style chat templates).")
+@click.option("--license", "licence", default=None, help="Licence id for the dataset card (default: from the seeds, e.g. cc-by-nc-4.0 for ESConv).")
+@click.option("--push-to-hub", "hub_repo", default=None, metavar="OWNER/NAME", help="Upload the directory as a private Hugging Face dataset repo (needs network and a token).")
+def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, ablation, backend, endpoints, random_seed,
+            strict_template, licence, hub_repo, config_path, as_json, log_level):
     """Turn the trees of a build into ESC-Pro training files.
 
     Writes pairs.jsonl (TRL preference: prompt/chosen/rejected messages), kto.jsonl (prompt,
@@ -67,6 +71,10 @@ def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, 
         sft_out = sft
     kto, kto_dups = kto_records(pairs)
     written = export.write_dataset(out_dir, pairs, kto, sft_out, prefix=ec.llamafactory_prefix)
+    if strict_template:  # dataset card, strict variant, Hub: escpro/extract/card.py
+        from escpro.extract.card import write_strict
+
+        written["files"].update(write_strict(out_dir))
     counts = {
         "trees": len(ex.trees) + len(ex.skipped),
         "trees_extracted": len(ex.trees),
@@ -86,6 +94,11 @@ def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, 
     man = manifest(ex, db_path, theta=ec.theta, rule=ec.rule, min_n=ec.reference_min_n,
                    counts=counts, written=written, extra=extra)
     export.write_json(out_dir / export.MANIFEST, man)
+    from escpro.extract.card import push_to_hub, write_card
+
+    extra["card"] = write_card(out_dir, man, db_path, licence=licence)
+    if hub_repo:
+        extra["hub"] = push_to_hub(out_dir, hub_repo)
 
     def text() -> str:
         c = counts
@@ -101,7 +114,7 @@ def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, 
         ]
         if sft_out is not None:
             lines.append(f"  sft dialogues: {c['sft']}")
-        if extra:
+        if "supporter_calls" in extra:
             s = extra["supporter_calls"]
             lines.append(f"  supporter calls: {s['requests']} ({s['failed']} failed)")
         empty = man["trees_without_result"]
@@ -110,6 +123,8 @@ def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, 
             for e in empty[:5]:
                 lines.append(f"    {e['tree_id']}: {e['reason']}")
         lines.append("  files: " + ", ".join(sorted(written["files"])))
+        lines.append(f"  dataset card: {extra['card']['card']} (licence {extra['card']['license']})"
+                     + (f"; pushed: {extra['hub']}" if extra.get("hub") else ""))
         return "\n".join(lines)
 
     emit({"out": str(out_dir), **{k: man[k] for k in ("rule", "theta", "taxonomy", "run_ids", "db_sha256")},

@@ -2,112 +2,81 @@
 
 A running build keeps the file open between its commits; the query leaves a request for it
 (store/db.py: readers_dir), the build closes the file after its next commit (within
-commit_interval_s), and the query opens it read-only, retrying for a bounded time.
+commit_interval_s), and the query opens it read-only, retrying for a bounded time. Formatting
+and output files: escpro/queries.py.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import json
+import sys
 from pathlib import Path
 
 import click
 
+from escpro import atomic
 from escpro.cli_common import escpro_command
-from escpro.errors import EscproError
-from escpro.store.db import connect
-
-
-class QueryError(EscproError):
-    pass
+from escpro.queries import FORMATS, QueryError, parquet_bytes, read_sql, render
+from escpro.queries import run_query as _run
 
 
 def run_query(db: Path, sql: str, timeout_s: float = 30.0) -> tuple[list[str], list[tuple]]:
-    if not sql.strip().strip(";").strip():
-        raise QueryError("the SQL statement is empty: pass one, e.g. \"SELECT count(*) FROM nodes\"")
-    con = connect(db, read_only=True, timeout_s=timeout_s)
-    try:
-        try:
-            cur = con.execute(sql)
-        except Exception as exc:  # DuckDB's parser/binder errors are the user's SQL errors
-            msg = str(exc).splitlines()[0]
-            raise QueryError(f"SQL error: {msg}") from None
-        if cur.description is None:
-            return [], []
-        names = [d[0] for d in cur.description]
-        return names, cur.fetchall()
-    finally:
-        con.close()
+    """(column names, rows): the plain form other modules and tests use."""
+    res = _run(db, sql, timeout_s)
+    return res.names, res.rows
 
 
-def _cell(v, width: int | None) -> str:
-    if v is None:
-        s = "NULL"
-    elif isinstance(v, float):
-        s = f"{v:.6g}"
-    elif isinstance(v, (dict, list)):
-        s = json.dumps(v, ensure_ascii=False)
-    else:
-        s = str(v)
-    s = s.replace("\n", "\\n")
-    if width and len(s) > width:
-        s = s[: width - 1] + "…"
-    return s
+HELP = """Run read-only SQL over a build's DuckDB file. Works while `escpro build` is writing it.
+
+\b
+SQL comes from the argument, from --file FILE, or from standard input ('-' or a pipe).
+--format table (default; for the terminal: cells cut at --max-width characters, control
+characters escaped) or csv, json, jsonl, markdown, parquet (every value in full; JSON columns
+such as runs.config come back as JSON). --json is --format json. --output FILE writes the
+result there instead of standard output (parquet needs it).
+
+\b
+Examples:
+  escpro query --db trees.duckdb "SELECT status, count(*) FROM trees GROUP BY status"
+  escpro query --db trees.duckdb --format jsonl "SELECT node_id, strategy, q, supporter_text FROM nodes WHERE is_end"
+  escpro query --db trees.duckdb --format parquet --output nodes.parquet "SELECT * FROM nodes"
+  echo "SELECT config FROM runs" | escpro query --db trees.duckdb --format json
+"""
 
 
-def format_table(names: list[str], rows: list[tuple], max_width: int | None = 60) -> str:
-    """A plain aligned text table (numbers right-aligned) with a row count."""
-    cells = [[_cell(v, max_width) for v in r] for r in rows]
-    widths = [max([len(n)] + [len(c[i]) for c in cells]) for i, n in enumerate(names)]
-    numeric = [
-        all(isinstance(r[i], (int, float, decimal.Decimal)) or r[i] is None for r in rows)
-        and any(r[i] is not None for r in rows)
-        for i in range(len(names))
-    ]
-
-    def line(vals):
-        return "  ".join(
-            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric, strict=True)
-        ).rstrip()
-
-    out = [line(names), "  ".join("-" * w for w in widths)]
-    out += [line(c) for c in cells]
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(out)
-
-
-def _json_value(v):
-    if isinstance(v, (dt.datetime, dt.date, dt.time)):
-        return v.isoformat()
-    if isinstance(v, decimal.Decimal):
-        return float(v)
-    if isinstance(v, bytes):
-        return v.hex()
-    return v
-
-
-@escpro_command(name="query")
+@escpro_command(name="query", help=HELP)
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The build's DuckDB file.")
-@click.argument("sql")
-@click.option("--max-width", type=int, default=60, show_default=True,
-              help="Truncate cells wider than this in the table (0: never).")
+@click.argument("sql", required=False)
+@click.option("--file", "sql_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Read the SQL from this file.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format (default table; --json = json).")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the result to FILE (written by escpro, atomically) instead of standard output.")
+@click.option("--max-width", type=click.IntRange(min=0), default=60, show_default=True,
+              help="--format table only: cut cells wider than this many characters (0: never).")
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True,
               help="Seconds to keep retrying while a running build holds the file (it lets go within its commit_interval_s).")
-def query(db, sql, max_width, timeout_s, config_path, as_json, log_level):
-    """Run read-only SQL over a build's DuckDB file and print a table (or --json rows).
-    Works while `escpro build` is writing the same file.
-
-    \b
-    Examples:
-      escpro query --db trees.duckdb "SELECT status, count(*) FROM trees GROUP BY status"
-      escpro query --db trees.duckdb --json "SELECT node_id, strategy, q, n FROM nodes WHERE is_end"
-    """
-    names, rows = run_query(db, sql, timeout_s)
-    if as_json:
-        click.echo(json.dumps(
-            [{n: _json_value(v) for n, v in zip(names, r, strict=True)} for r in rows],
-            ensure_ascii=False, default=str))
-    elif names:
-        click.echo(format_table(names, rows, max_width or None))
+def query(db, sql, sql_file, fmt, output, max_width, timeout_s, config_path, as_json, log_level):  # noqa: ARG001
+    if as_json and fmt not in (None, "json"):
+        raise QueryError(f"--json and --format {fmt} disagree; give one")
+    fmt = fmt or ("json" if as_json else "table")
+    if fmt == "parquet" and output is None:
+        raise QueryError("--format parquet writes a binary file: give --output FILE")
+    text = read_sql(sql, sql_file, sys.stdin)
+    res = _run(db, text, timeout_s, arrow=fmt == "parquet")
+    if fmt == "parquet":
+        data = parquet_bytes(res)
+    else:
+        data = render(res, fmt, max_width or None).encode("utf-8")
+    if output is None:
+        # not click.echo: it strips ANSI sequences from data when stdout is not a terminal
+        sys.stdout.write(data.decode("utf-8"))
+        sys.stdout.flush()
+        return
+    try:
+        atomic.write_bytes(output, data)
+    except OSError as exc:
+        raise QueryError(f"--output {output}: cannot write ({exc.strerror or exc})") from None
+    rows = res.arrow.num_rows if res.arrow is not None else len(res.rows)
+    click.echo(f"wrote {rows} row{'s' if rows != 1 else ''} ({fmt}) to {output}", err=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,8 @@ def _overrides(cli: dict[str, Any], extra: tuple[str, ...], config_path: Path | 
               help="Continue an interrupted run: the last checkpoint in OUT/checkpoints, or a given one.")
 @click.option("--merge", is_flag=True, default=None, help="Also save the LoRA adapter merged into the base.")
 @click.option("--check", is_flag=True, help="Resolve and validate the recipe (and data) without loading weights.")
-def train(overrides, method, mode, model, data, out, dialogues, max_steps, resume, merge, check,
+@click.option("--no-progress", is_flag=True, help="No progress bar (--json implies it).")
+def train(overrides, method, mode, model, data, out, dialogues, max_steps, resume, merge, check, no_progress,
           config_path, as_json, log_level):  # noqa: ARG001
     from escpro.config import load_config
 
@@ -78,27 +81,50 @@ def train(overrides, method, mode, model, data, out, dialogues, max_steps, resum
         "dialogues": dialogues, "max_steps": max_steps, "merge": merge,
         "resume": (True if resume == "last" else resume),
     }
-    kv = _overrides(cli, overrides, config_path)
-    cfg_all = load_config(config_path, {"train": kv} if kv else None)
+    lf = _llamafactory(config_path)
+    kv = _overrides(cli, overrides, None if lf else config_path)
+    if lf is not None:  # a flat LLaMA-Factory YAML: its keys become the train section
+        cfg_all = load_config(None, {"train": {**lf.train, **kv}})
+    else:
+        cfg_all = load_config(config_path, {"train": kv} if kv else None)
     cfg = cfg_all.train
     section = cfg_all.model_dump(mode="json")["train"]
 
     from escpro.train.plan import resolve_plan
 
+    lf_notes = [f"{config_path} is a LLaMA-Factory YAML: {n}" for n in (lf.notes if lf else [])]
     if check:
         plan, _ = resolve_plan(cfg)
+        plan["notes"] = lf_notes + plan["notes"]
         plan["ok"] = True
         emit(plan, as_json, lambda: _plan_text(config_path, plan))
         return
     from escpro.train.run import train as run_train
 
-    summary = run_train(cfg, train_section=section)
+    for note in lf_notes:
+        click.echo(f"note: {note}", err=True)
+
+    # stdout carries only escpro's result (one JSON document with --json): anything a library
+    # prints there during the run goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        summary = run_train(cfg, train_section=section, progress=not (no_progress or as_json))
     emit(summary, as_json, lambda: _summary_text(summary))
+
+
+def _llamafactory(config_path: Path | None) -> Any:
+    if config_path is None:
+        return None
+    from escpro.config import read_yaml
+    from escpro.train.lf_yaml import convert, is_llamafactory
+
+    data = read_yaml(config_path)
+    return convert(data, str(config_path)) if is_llamafactory(data) else None
 
 
 def _plan_text(path: Path | None, plan: dict[str, Any]) -> str:
     lines = [f"ok: {path or 'command line'}: {plan['method']} ({plan['mode']}) via {plan['trainer']}"]
-    for key in ("model", "reference", "deepspeed", "batch", "schedule", "loss", "lengths", "lora", "data"):
+    for key in ("model", "reference", "deepspeed", "batch", "schedule", "loss", "lengths", "lora", "data",
+                "validation", "report_to"):
         if plan.get(key) is not None:
             val = plan[key]
             lines.append(f"  {key}: {json.dumps(val) if isinstance(val, dict) else val}")
@@ -110,6 +136,12 @@ def _summary_text(s: dict[str, Any]) -> str:
     lines = [f"trained {s['method']} ({s['mode']}): {s['steps']} steps on {s['records']} records in {s['seconds']} s"]
     if "first_loss" in s:
         lines.append(f"  loss {s['first_loss']:.4f} -> {s['last_loss']:.4f}")
+    if s.get("eval"):
+        ev = s["eval"]
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if k != "step" and isinstance(v, int | float))
+        lines.append(f"  validation ({s['validation']['records']} records): {shown}")
+    for name, where in (s.get("tracking") or {}).items():
+        lines.append(f"  {name}: {where}")
     if s.get("ref_cache"):
         rc = s["ref_cache"]
         lines.append(f"  reference log-probs: {'cache hit' if rc['hits'] else 'computed and cached'} ({rc['dir']})")

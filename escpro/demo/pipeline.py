@@ -235,7 +235,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         rec.command = shell_join(["escpro", "train", "--config", config_arg, "--method", "sft", "--data",
                                   files["esc_pro"], "--out", files["sft"], *_kv_args(demo.sft_train)])
         with _stdout_to_stderr(not opts.progress):
-            s = run_train(scfg)
+            s = run_train(scfg, progress=opts.progress)
         rec.info = _train_info(s)
         rec.outputs["LoRA adapter"] = str(files["sft"] / "adapter")
         rec.outputs["training curve"] = str(files["sft"] / "training_curve.png")
@@ -256,7 +256,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         rec.command = shell_join(["escpro", "train", "--config", config_arg, "--data", files["esc_pro"],
                                   "--out", files["train"], *extra])
         with _stdout_to_stderr(not opts.progress):
-            s = run_train(tcfg)
+            s = run_train(tcfg, progress=opts.progress)
         state["base"] = start_source(tcfg).base
         rec.info = _train_info(s)
         rec.outputs["LoRA adapter"] = str(files["train"] / "adapter")

@@ -53,7 +53,7 @@ def run_scores(scores: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """One evaluation run as the summary keeps it; `valid` is the share of predictions that carry
     a known strategy in the "(<Strategy>) <reply>" format (1 - invalid)."""
     inv = scores.get("invalid")
-    return {"Q": scores.get("Q"), "Qw": scores.get("Qw"), "B": scores.get("B"),
+    return {"Q": scores.get("Q"), "Qw": scores.get("Qw"), "B": scores.get("B"), "B_reason": scores.get("B_reason"),
             "rouge_l": scores.get("rouge_l"), "invalid": inv,
             "valid": None if inv is None else round(1.0 - inv, 4), "n": scores.get("n"), **extra}
 
@@ -63,6 +63,8 @@ def fmt_scores(r: dict[str, Any]) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}"
 
     b = "n/a" if r.get("B") is None else f"{r['B']:.2f}"
+    if r.get("B") is None and r.get("B_reason"):
+        b += f" ({r['B_reason'].split(' (')[0]})"
     valid = r.get("valid")
     n = r.get("n")
     shown = (f"valid {round(valid * n)}/{n}" if valid is not None and n else f"n={n}")

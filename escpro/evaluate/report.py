@@ -35,14 +35,27 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def collect_runs(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """One row per run directory (or a scores.json path / `escpro score --json` output)."""
+def is_eval_run(path: Path) -> bool:
+    """An `escpro eval run` directory, or a scores file given by path."""
+    return (path / "scores.json").is_file() if path.is_dir() else path.is_file()
+
+
+def collect_runs(run_dirs: Iterable[str | Path], skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per run directory (or a scores.json path / `escpro score --json` output).
+
+    A directory without scores.json (e.g. a training run caught by `runs/*`) is not an error when
+    `skipped` is given: its name and why are appended there, so a glob over a mixed folder works.
+    """
     rows = []
     for d in run_dirs:
         d = Path(d)
+        if not is_eval_run(d):
+            why = f"{d}: not an eval run (no scores.json; run `escpro eval run` or `escpro score --json > FILE`)"
+            if skipped is None or not d.is_dir():
+                raise DataError(why)
+            skipped.append(why)
+            continue
         scores_path = d / "scores.json" if d.is_dir() else d
-        if not scores_path.is_file():
-            raise DataError(f"{d}: no scores.json (run `escpro eval run` or `escpro score --json > FILE`)")
         scores = _read_json(scores_path)
         run = _read_json(d / "run.json") if d.is_dir() and (d / "run.json").is_file() else {}
         row: dict[str, Any] = {
@@ -52,6 +65,7 @@ def collect_runs(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
             "method": run.get("method") or scores.get("method") or "-",
             "n": scores.get("n"),
             "invalid": scores.get("invalid"),
+            "B_reason": scores.get("B_reason"),
             "path": str(d),
         }
         ci = scores.get("ci") or {}
@@ -67,7 +81,9 @@ def collect_runs(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
 
 
 def load_reference(path: str | Path | None = None, tables: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """The paper's published rows (optionally only some tables, e.g. ["Table 2"])."""
+    """The paper's published rows (optionally only some tables, e.g. ["Table 2"]; "all" = every one)."""
+    if tables and any(t.strip().lower() == "all" for t in tables):
+        tables = None
     p = Path(path) if path else configs_dir() / "eval" / "paper_results.yaml"
     if not p.is_file():
         raise ConfigError(f"{p}: reference results not found")
@@ -125,6 +141,9 @@ def build_report(
     )
     if show_ci and any(r.get(f"{c} ci") for r in runs for c in COLUMNS):
         note += " [..] = 95% bootstrap interval."
+    for r in runs:
+        if r.get("B") is None and r.get("B_reason"):
+            note += f" B n/a for {r['model']} ({r['method']}): {r['B_reason']}."
     if reference:
         note += " Paper rows: CSO paper, values as published (configs/eval/paper_results.yaml)."
     markdown = "\n".join(lines) + "\n" + note + "\n"
@@ -145,15 +164,24 @@ def build_report(
 
 
 def plot_report(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Grouped bars of Q, Qw, R-L (percent) and B per row, error bars from bootstrap intervals."""
+    """Q, Qw, R-L (percent) and B per row as horizontal bars, one panel each.
+
+    Rows run down the page (labels stay horizontal and legible however many there are; the width
+    is fixed), this run's rows in blue above the paper's in grey, error bars from bootstrap
+    intervals, "n/a" written where a value is missing instead of a zero-height bar.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['model']}\n{r['mode']} {r['method']}".replace("- ", "") for r in rows]
-    fig, axes = plt.subplots(2, 2, figsize=(max(8.0, 0.9 * len(rows)), 9))
-    for ax, col in zip(axes.flat, ("Q", "Qw", "R-L", "B")):
+    labels = [" ".join(x for x in (str(r["model"]), str(r["mode"]), str(r["method"])) if x and x != "-")
+              + ("" if r["source"] == "this run" else f" [{str(r['source']).replace('paper ', '')}]")
+              for r in rows]
+    height = 1.6 + 0.26 * max(len(rows), 4)
+    fig, axes = plt.subplots(1, 4, figsize=(14, height), sharey=True)
+    ypos = list(range(len(rows)))
+    for ax, col in zip(axes, ("Q", "Qw", "R-L", "B")):
         vals = [r.get(col) if r.get(col) is not None else 0.0 for r in rows]
         err = [[0.0] * len(rows), [0.0] * len(rows)]
         for k, r in enumerate(rows):
@@ -163,10 +191,16 @@ def plot_report(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
                 err[1][k] = max(0.0, iv[1] - r[col])
         colors = ["tab:blue" if r["source"] == "this run" else "tab:gray" for r in rows]
         has_err = any(e > 0 for side in err for e in side)
-        ax.bar(range(len(rows)), vals, yerr=err if has_err else None, color=colors, capsize=3)
-        ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-        ax.set_title(f"{col} {'(lower is better)' if col == 'B' else '(%)'}")
+        ax.barh(ypos, vals, xerr=err if has_err else None, color=colors, capsize=2, height=0.7)
+        for k, r in enumerate(rows):
+            if r.get(col) is None:
+                ax.text(0, k, " n/a", va="center", fontsize=7, color="tab:red")
+        ax.set_title(f"{col} {'(lower is better)' if col == 'B' else '(%)'}", fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(ypos)
+    axes[0].set_yticklabels(labels, fontsize=7)
+    axes[0].set_ylim(len(rows) - 0.5, -0.5)  # first row on top, no empty margin
     fig.tight_layout()
     p = Path(path)
     with atomic.atomic_open(p, "wb") as fh:

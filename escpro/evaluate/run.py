@@ -86,7 +86,7 @@ def run_eval(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Generate (or resume) predictions and score them. Returns the run summary (run.json)."""
-    from tqdm import tqdm
+    from escpro.progress import make_bar
 
     tax = load_taxonomy(cfg.taxonomy)
     items = read_items(testset, tax)
@@ -167,7 +167,7 @@ def run_eval(
             examples=examples,
             seed=cfg.seed,
         )
-        bar = tqdm(total=len(todo), desc="eval", unit="item", disable=not progress or None)
+        bar = make_bar(len(todo), f"eval {label}", "items", enabled=progress)
 
         def persist(rows: list[dict[str, Any]]) -> None:
             with pred_path.open("a", encoding="utf-8") as fh:

@@ -39,7 +39,16 @@ def score_items(
     n_invalid = sum(1 for it in strat if it.invalid)
 
     f1 = M.f1_scores(gold, pred)
-    pref = M.preference_bias(gold, pred, labels, sweeps) if strat else None
+    n_valid = len(strat) - n_invalid
+    # B measures which strategies a model prefers; with no valid prediction there is no
+    # preference to measure, and the fit's untouched start (all p = 1) would read as B = 0, the
+    # best possible score.
+    pref = M.preference_bias(gold, pred, labels, sweeps) if n_valid else None
+    b_reason = None
+    if not strat:
+        b_reason = "no strategy-labelled item"
+    elif not n_valid:
+        b_reason = f"no valid prediction ({n_invalid} of {len(strat)} invalid): no preference to measure"
 
     rouge_items = [it for it in items if it.response_gold]
     rouge = [M.rouge_l(it.response_gold, it.response_pred or "", stem=stem) for it in rouge_items]
@@ -57,6 +66,7 @@ def score_items(
         "Q": _nan_to_none(f1.macro) if strat else None,
         "Qw": _nan_to_none(f1.weighted) if strat else None,
         "B": pref.bias if pref else None,
+        "B_reason": b_reason,
         "rouge_l": M.mean(rouge) if rouge else None,
         "n": len(items),
         "n_strategy": len(strat),
@@ -115,8 +125,9 @@ def bootstrap_ci(
             ok = pi >= 0
             w = np.zeros((k, k), dtype=np.int64)
             np.add.at(w, (pi[ok], gi[ok]), 1)
-            pref, _ = M.bradley_terry_mm(w, sweeps)
-            bs.append(float(np.std(pref)))
+            if ok.any():  # a resample without a valid prediction has no B (see score_items)
+                pref, _ = M.bradley_terry_mm(w, sweeps)
+                bs.append(float(np.std(pref)))
         if len(r):
             rls.append(float(r[rng.integers(0, len(r), len(r))].mean()))
     lo, hi = (1 - CI_LEVEL) / 2 * 100, (1 + CI_LEVEL) / 2 * 100
@@ -156,7 +167,8 @@ def format_text(report: dict, source: str = "") -> str:
     )
     lines.append(f"Q   (macro-F1, %)     {with_ci('Q', pct)}")
     lines.append(f"Qw  (weighted-F1, %)  {with_ci('Qw', pct)}")
-    lines.append(f"B   (preference bias) {with_ci('B', num)}   lower is better")
+    b_note = f"   n/a: {report['B_reason']}" if report.get("B_reason") else "   lower is better"
+    lines.append(f"B   (preference bias) {with_ci('B', num)}{b_note}")
     lines.append(f"R-L (ROUGE-L F, %)    {with_ci('rouge_l', pct)}  over {report['n_rouge']} replies")
     if report.get("ci"):
         b = report["bootstrap"]

@@ -11,11 +11,8 @@ import asyncio
 import json
 import logging
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,35 +128,6 @@ def _check_resume(runs: list[dict], cfg: AppConfig, seeds_sha: str, db: Path) ->
             f"search settings ({', '.join(diff)})"
         )
     return first
-
-
-def _progress_factory(total: int, enabled: bool) -> tuple[Callable | None, Callable[[], None]]:
-    if not enabled:
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="tree", desc="trees", dynamic_ncols=True, mininterval=0.5,
-               file=sys.stderr)
-    short = {"seeker": "seek", "supporter": "sup", "strategy": "strat", "reward": "rew"}
-    last = [0.0]
-
-    def update(stats: BuildStats, finished: str | None) -> None:
-        if finished is not None:
-            bar.update(1)
-        now = time.monotonic()
-        if finished is None and now - last[0] < 0.5:
-            return
-        last[0] = now
-        rates = stats.rates()
-        tok = sum(stats.prompt_tokens.values()) + sum(stats.completion_tokens.values())
-        post = {"it": stats.iterations}
-        post.update({short.get(r, r): f"{v:.1f}/s" for r, v in sorted(rates.items())})
-        post["tok"] = tok
-        if stats.trees_failed:
-            post["failed"] = stats.trees_failed
-        bar.set_postfix(post, refresh=False)
-
-    return update, bar.close
 
 
 def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
@@ -308,8 +276,11 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
         if j.tree_id not in existing
     ]
     init_db(db, run_row, pending_rows, cfg.build.lock_timeout_s)
-    todo = sum(1 for j in jobs if (j.tree_row or {}).get("status") not in ("done", "failed"))
-    update, close_bar = _progress_factory(todo, progress)
+    from escpro.progress import BuildProgress
+
+    bar = BuildProgress([(j.tree_id, int((j.tree_row or {}).get("iterations") or 0)) for j in jobs
+                         if (j.tree_row or {}).get("status") not in ("done", "failed")],
+                        cfg.build.max_iterations, enabled=progress)
 
     counts: dict = {}  # what the file holds at the end (read on the writer's open connection)
 
@@ -318,8 +289,8 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
         writer = BatchWriter(db, cfg.build.commit_interval_s, cfg.build.commit_max_rows,
                              cfg.build.lock_timeout_s)
         writer.start()
-        sched = Scheduler(roleset, cfg.build, writer.put, run_id,
-                          progress=update)
+        sched = Scheduler(roleset, cfg.build, bar.observe(writer.put), run_id,
+                          progress=bar.update if progress else None)
         try:
             return await sched.run(jobs)
         finally:
@@ -337,7 +308,7 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
             "`escpro build ... --resume`"
         ) from None
     finally:
-        close_bar()
+        bar.close()
     summary = stats.as_dict()
     summary.update(counts)
     summary.update(

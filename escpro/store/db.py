@@ -90,6 +90,24 @@ def readers_waiting(path: str | Path) -> bool:
     return waiting
 
 
+# DuckDB 2.x writes storage version 2 by default, which no DuckDB 1.x client can open. New files
+# are written in v1.0.0 storage (readable by every DuckDB since 1.0) unless the user asks for
+# another with ESCPRO_DUCKDB_STORAGE (a DuckDB storage version such as v1.2.0, or "latest" for the
+# running DuckDB's own); the setting only applies when a file is created.
+STORAGE_ENV = "ESCPRO_DUCKDB_STORAGE"
+DEFAULT_STORAGE = "v1.0.0"
+
+
+def storage_config() -> dict[str, str]:
+    """The connect() config that picks the storage version of files created by it."""
+    want = os.environ.get(STORAGE_ENV, DEFAULT_STORAGE).strip() or DEFAULT_STORAGE
+    if want == "latest":
+        return {}
+    if not re.fullmatch(r"v\d+\.\d+\.\d+", want):
+        raise StoreError(f"{STORAGE_ENV}={want!r}: use a DuckDB storage version like v1.0.0, or latest")
+    return {"storage_compatibility_version": want}
+
+
 def connect(
     path: str | Path, *, read_only: bool = False, timeout_s: float = 10.0
 ) -> duckdb.DuckDBPyConnection:
@@ -104,7 +122,8 @@ def connect(
     try:
         while True:
             try:
-                return duckdb.connect(str(path), read_only=read_only)
+                return duckdb.connect(str(path), read_only=read_only,
+                                      config={} if read_only else storage_config())
             except (duckdb.IOException, duckdb.Error) as exc:
                 if not is_lock_error(exc):
                     raise StoreError(f"{path}: cannot open as a DuckDB file ({exc})") from None

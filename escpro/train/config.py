@@ -37,6 +37,9 @@ ALIASES: dict[str, str] = {
     "output_dir": "out",
 }
 
+# Experiment trackers TRL can report to (transformers' report_to names).
+REPORT_TO: tuple[str, ...] = ("none", "tensorboard", "wandb")
+
 # Which data file of an `escpro extract` directory each method reads.
 DATA_FILES: dict[str, str] = {
     "sft": "sft.jsonl",
@@ -142,6 +145,19 @@ class TrainConfig(Section):
     gradient_checkpointing: bool | None = Field(None, description="default: on with CUDA")
     dataloader_num_workers: int = Field(0, ge=0)
 
+    # Validation and tracking
+    val_size: float = Field(
+        0.0, ge=0,
+        description="held-out validation share (< 1) or record count (>= 1), split by tree so a "
+        "dialogue's records stay on one side; evaluated every eval_steps (LLaMA-Factory val_size)",
+    )
+    eval_steps: int | None = Field(
+        None, ge=1, description="with val_size: evaluate every N steps (default 10 x logging_steps); always once at the end"
+    )
+    report_to: str | list[str] = Field(
+        "none", description="experiment tracker(s) TRL reports to: none, tensorboard (logs in out/tensorboard), wandb"
+    )
+
     # Outputs
     out: str | None = Field(None, description="output directory")
     merge: bool = Field(False, description="also save base + adapter merged into out/merged")
@@ -163,6 +179,9 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
+        bad = [t for t in self.report_targets if t not in REPORT_TO]
+        if bad:
+            raise ValueError(f"report_to: {', '.join(bad)} is not one of {', '.join(REPORT_TO)}")
         prompt_max = self.prompt_budget
         if prompt_max < 1:
             raise ValueError(
@@ -181,6 +200,12 @@ class TrainConfig(Section):
         if self.max_prompt_length is not None:
             return self.max_prompt_length
         return self.max_length - self.max_completion_length
+
+    @property
+    def report_targets(self) -> list[str]:
+        items = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to)
+        items = [t.strip() for it in items for t in str(it).split(",") if t.strip()]
+        return [t for t in items if t != "none"] if len(items) > 1 else (items or ["none"])
 
     @property
     def uses_reference(self) -> bool:

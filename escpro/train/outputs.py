@@ -25,9 +25,27 @@ def step_rows(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in log_history if "loss" in r and "step" in r]
 
 
+EVAL_KEYS = ("eval_loss", "eval_rewards/accuracies", "eval_rewards/margins", "eval_rewards/chosen",
+             "eval_rewards/rejected")
+
+
+def eval_rows(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the validation evaluations (val_size)."""
+    return [r for r in log_history if "eval_loss" in r]
+
+
+def final_eval(log_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last evaluation's numbers for the summary (names without the eval_ prefix's slash)."""
+    rows = eval_rows(log_history)
+    if not rows:
+        return {}
+    last = rows[-1]
+    return {"eval": {k.replace("eval_", "", 1): last[k] for k in EVAL_KEYS if k in last} | {"step": last.get("step")}}
+
+
 def write_metrics(path: Path, log_history: list[dict[str, Any]], summary: dict[str, Any]) -> None:
     rows = step_rows(log_history)
-    doc = {"summary": summary, "steps": rows, "log_history": log_history}
+    doc = {"summary": summary, "steps": rows, "eval": eval_rows(log_history), "log_history": log_history}
     atomic.write_text(path, json.dumps(doc, indent=1, default=float))
 
 
@@ -45,7 +63,12 @@ def plot_curve(path: Path, log_history: list[dict[str, Any]], title: str) -> boo
     extra = [(k, lbl) for k, lbl in CURVE_KEYS[1:] if any(k in r for r in rows)]
     fig, axes = plt.subplots(1, 2 if extra else 1, figsize=(11 if extra else 6, 4), squeeze=False)
     ax = axes[0][0]
-    ax.plot(steps, [r["loss"] for r in rows], marker="o", ms=3, label="loss")
+    ax.plot(steps, [r["loss"] for r in rows], marker="o", ms=3, label="training loss")
+    evals = eval_rows(log_history)
+    if evals:
+        ax.plot([r["step"] for r in evals], [r["eval_loss"] for r in evals], marker="s", ms=4,
+                ls="--", label="validation loss")
+        ax.legend(fontsize=8)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
     ax.set_title(title)
@@ -55,6 +78,10 @@ def plot_curve(path: Path, log_history: list[dict[str, Any]], title: str) -> boo
         for key, lbl in extra:
             ax2.plot([r["step"] for r in rows if key in r], [r[key] for r in rows if key in r],
                      marker="o", ms=3, label=lbl)
+            ek = f"eval_{key}"
+            if key in ("rewards/accuracies", "rewards/margins") and any(ek in r for r in evals):
+                ax2.plot([r["step"] for r in evals if ek in r], [r[ek] for r in evals if ek in r],
+                         marker="s", ms=4, ls="--", label=f"validation {lbl}")
         ax2.set_xlabel("optimizer step")
         ax2.set_title("rewards")
         ax2.grid(alpha=0.3)

@@ -57,6 +57,18 @@ def check_model_ref(name: str | None, what: str) -> str:
     return f"hub id {name} (not checked offline)"
 
 
+TRACKER_MODULES = {"tensorboard": ("tensorboard", "the train extra installs it: pip install -e '.[train]'"),
+                   "wandb": ("wandb", "pip install wandb, then wandb login")}
+
+
+def _check_trackers(targets: list[str]) -> None:
+    import importlib.util
+
+    for t in targets:
+        if t in TRACKER_MODULES and importlib.util.find_spec(TRACKER_MODULES[t][0]) is None:
+            raise ConfigError(f"train.report_to {t}: {TRACKER_MODULES[t][0]} is not installed ({TRACKER_MODULES[t][1]})")
+
+
 def resolve_plan(cfg: TrainConfig, *, load_data: bool = True) -> tuple[dict[str, Any], TrainData | None]:
     """Everything knowable before loading weights; raises EscproError on bad input."""
     notes: list[str] = []
@@ -111,6 +123,9 @@ def resolve_plan(cfg: TrainConfig, *, load_data: bool = True) -> tuple[dict[str,
         notes.append(f"effective batch {plan['batch']['effective']} differs from global_batch_size {cfg.global_batch_size}")
     plan["schedule"] = {"epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "max_steps": cfg.max_steps}
     plan["loss"] = {k: getattr(cfg, k) for k in LOSS_KEYS[cfg.method]}
+    plan["report_to"] = cfg.report_targets
+    plan["validation"] = {"val_size": cfg.val_size, "eval_steps": cfg.eval_steps or 10 * cfg.logging_steps} if cfg.val_size else None
+    _check_trackers(cfg.report_targets)
     plan["lengths"] = {
         "max_length": cfg.max_length,
         "max_prompt_length": cfg.prompt_budget,

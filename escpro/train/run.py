@@ -51,8 +51,10 @@ def resume_arg(cfg: TrainConfig, ckpt_dir: Path) -> str | None:
     return str(p)
 
 
-def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run `cfg`; returns a summary (also written to out/metrics.json)."""
+def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None,
+          progress: bool = False) -> dict[str, Any]:
+    """Run `cfg`; returns a summary (also written to out/metrics.json). `progress`: show escpro's
+    training bar on stderr (nothing else is printed; the libraries' output is up to escpro.console)."""
     t0 = time.time()
     if not cfg.data:
         raise ConfigError("train.data is not set: pass --data DIR (an `escpro extract` output) or a .jsonl file")
@@ -70,15 +72,19 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> d
     import torch
     from datasets import Dataset
 
+    from escpro.console import requiet
+
+    requiet()  # some libraries reset their logger levels on import
     src = start_source(cfg)
     tok_dir = str(Path(cfg.init_from) / read_manifest(cfg.init_from)["tokenizer"]) if cfg.init_from else src.base
     tokenizer = load_tokenizer(tok_dir, src.revision if not cfg.init_from else None, cfg.trust_remote_code)
     install_template(tokenizer, cfg.chat_template, src.base)
     fold = should_fold(tokenizer, cfg.fold_system)
-    records, stats = prepare_records(
-        tokenizer, data.kind, data.records, fold=fold, prompt_budget=cfg.prompt_budget,
-        completion_limit=cfg.max_completion_length, max_length=cfg.max_length,
-    )
+    split = _split(cfg, data.records)
+    limits = {"fold": fold, "prompt_budget": cfg.prompt_budget, "completion_limit": cfg.max_completion_length,
+              "max_length": cfg.max_length}
+    records, stats = prepare_records(tokenizer, data.kind, split.train, **limits)
+    val_records = prepare_records(tokenizer, data.kind, split.val, **limits)[0] if split.val else []
     if cfg.shuffle_seed is not None:
         random.Random(cfg.shuffle_seed).shuffle(records)
     dataset = Dataset.from_list(records)
@@ -133,6 +139,8 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> d
     args = build_args(cfg, str(ckpt_dir), world_size=ws, use_cpu=use_cpu, deepspeed=ds_config)
     _, trainer_cls = trl_classes(cfg.method)
     kwargs: dict[str, Any] = {"model": model, "args": args, "train_dataset": dataset, "processing_class": tokenizer}
+    if val_records:
+        kwargs["eval_dataset"] = Dataset.from_list(val_records)
     if cfg.mode == "lora":
         # Given a peft_config, TRL wraps the model itself; with a ready PeftModel DPO/KTO would copy
         # the adapter into a second "ref" adapter (and save it with ours).
@@ -148,7 +156,13 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> d
         raise ConfigError(f"{plan['trainer']} rejected the setup: {str(exc).splitlines()[0]}") from None
     if cfg.precompute_ref_log_probs and cfg.uses_reference and getattr(trainer, "ref_model", None) is not None:
         trainer.ref_model = None  # the log-probs are in the dataset now; free the memory
+    from escpro.train import progress as train_progress
+
+    train_progress.install(trainer, f"train {cfg.method}", progress)
+    tracking = _point_trackers(trainer, out)
     result = trainer.train(resume_from_checkpoint=resume)
+    if val_records:
+        trainer.evaluate()  # the final model's eval numbers, whatever eval_steps was
 
     summary: dict[str, Any] = {
         "method": cfg.method,
@@ -166,12 +180,17 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None) -> d
         "fold_system": fold,
         "data": str(data.path),
         "data_notes": data.notes,
+        "validation": {"records": len(val_records), "trees": split.val_groups, "of_trees": split.groups,
+                       "val_size": cfg.val_size} if cfg.val_size else None,
+        "report_to": cfg.report_targets,
+        "tracking": tracking,
         "ref_cache": None if cache is None else {"key": cache.key, "dir": str(cache.dir), "hits": cache.hits, "misses": cache.misses},
         "out": str(out),
     }
     losses = [r["loss"] for r in outputs.step_rows(trainer.state.log_history)]
     if losses:
         summary["first_loss"], summary["last_loss"] = losses[0], losses[-1]
+    summary.update(outputs.final_eval(trainer.state.log_history))
     sub = "adapter" if cfg.mode == "lora" else "model"
     if trainer.is_world_process_zero() and (out / sub).exists():
         shutil.rmtree(out / sub)
@@ -220,6 +239,25 @@ def _save(cfg: TrainConfig, trainer: Any, tokenizer: Any, out: Path, sub: str, s
         if outputs.plot_curve(out / "training_curve.png", trainer.state.log_history, title):
             summary["curve"] = str(out / "training_curve.png")
     outputs.write_metrics(out / "metrics.json", trainer.state.log_history, summary)
+
+
+def _split(cfg: TrainConfig, records: list[dict[str, Any]]) -> Any:
+    from escpro.train.split import split_by_tree
+
+    try:
+        return split_by_tree(records, cfg.val_size, cfg.seed)
+    except ValueError as exc:
+        raise ConfigError(f"train: {exc}") from None
+
+
+def _point_trackers(trainer: Any, out: Path) -> dict[str, str]:
+    """TensorBoard logs to out/tensorboard (transformers' default is buried under checkpoints/)."""
+    where: dict[str, str] = {}
+    for cb in trainer.callback_handler.callbacks:
+        if type(cb).__name__ == "TensorBoardCallback":
+            cb.logging_dir = str(out / "tensorboard")
+            where["tensorboard"] = cb.logging_dir
+    return where
 
 
 def _sha(text: str | None) -> str:

@@ -150,10 +150,8 @@ def prepare_records(tokenizer: Any, kind: str, records: list[dict[str, Any]], *,
     """Records in the exact form handed to TRL (only the columns it reads) plus counts of what the
     limits changed. SFT records come back tokenized with an assistant mask."""
     stats = {"prompt_truncated": 0, "completion_cut": 0, "dropped_empty": 0}
-    from tqdm.auto import tqdm
-
     out: list[dict[str, Any]] = []
-    for rec in tqdm(records, desc="Applying chat template and length limits", unit="rec", disable=None):
+    for rec in records:  # seconds at most: no bar (the run's one bar is the training's)
         if kind == "sft":
             msgs, cut = cut_completion(tokenizer, rec["messages"], completion_limit)
             system = [m for m in msgs if m["role"] == "system"]

@@ -10,6 +10,7 @@ orpo  -> experimental ORPOTrainer (beta is ORPO's lambda)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -120,15 +121,21 @@ def build_args(cfg: TrainConfig, out_dir: str, *, world_size: int, use_cpu: bool
         logging_first_step=True,
         save_strategy="steps" if cfg.save_steps else "epoch",
         save_total_limit=cfg.save_total_limit,
-        report_to="none",
+        report_to=cfg.report_targets,
+        disable_tqdm=True,  # escpro's own bar (train/progress.py) replaces transformers' one
         use_cpu=use_cpu,
         bf16=bf16,
-        gradient_checkpointing=gc,
         dataloader_num_workers=cfg.dataloader_num_workers,
         deepspeed=deepspeed,
     )
     if cfg.save_steps:
         kwargs["save_steps"] = cfg.save_steps
+    # transformers 5.2x renamed gradient_checkpointing (a deprecated alias now, with a FutureWarning)
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    kwargs["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = gc
+    if cfg.val_size:
+        kwargs.update(eval_strategy="steps", eval_steps=cfg.eval_steps or 10 * cfg.logging_steps,
+                      per_device_eval_batch_size=cfg.per_device_batch_size)
     kwargs.update(method_kwargs(cfg))
     return config_cls(**kwargs)
 

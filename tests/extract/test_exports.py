@@ -35,7 +35,7 @@ def out(db_path: Path, tmp_path: Path) -> Path:
 def test_files_and_manifest(out: Path, db_path: Path):
     names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert names == {
-        "pairs.jsonl", "kto.jsonl", "sft.jsonl", "manifest.json", "llamafactory/dataset_info.json",
+        "pairs.jsonl", "kto.jsonl", "sft.jsonl", "manifest.json", "README.md", "llamafactory/dataset_info.json",
         "llamafactory/escpro_pairs.json", "llamafactory/escpro_kto.json", "llamafactory/escpro_sft.json",
     }
     man = json.loads((out / "manifest.json").read_text())
