@@ -16,7 +16,7 @@ import click
 
 from escpro.cli_common import escpro_command
 from escpro.errors import EscproError
-from escpro.store.db import connect
+from escpro.store.reader import open_read_only
 
 
 class QueryError(EscproError):
@@ -24,7 +24,7 @@ class QueryError(EscproError):
 
 
 def run_query(db: Path, sql: str, timeout_s: float = 30.0) -> tuple[list[str], list[tuple]]:
-    con = connect(db, read_only=True, timeout_s=timeout_s)
+    con = open_read_only(db, timeout_s=timeout_s)
     try:
         try:
             cur = con.execute(sql)

@@ -41,15 +41,11 @@ def open_db(path: str | Path, lock_timeout_s: float = 30.0) -> Iterator[duckdb.D
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: database file not found")
-    # escpro.store.db.connect retries (bounded) while a running build holds the file for a commit
-    from escpro.store.db import connect
+    # the store's reader: locked down, checked, retried (bounded) while a build commits
+    from escpro.store.reader import open_read_only
 
-    con = connect(p, read_only=True, timeout_s=lock_timeout_s)
+    con = open_read_only(p, timeout_s=lock_timeout_s)
     try:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        missing = {"runs", "trees", "nodes"} - tables
-        if missing:
-            raise DataError(f"{p}: not an escpro build database (missing table {sorted(missing)[0]})")
         yield con
     finally:
         con.close()

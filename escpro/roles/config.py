@@ -37,7 +37,10 @@ class SimSettings(Section):
 
 
 class RoleBinding(Section):
-    backend: Backend = "sim"
+    backend: Backend | None = Field(
+        None, description="no default: a role is played by the backend named here, by --endpoints "
+        "or by --backend (the simulator only when asked for by name: sim)",
+    )
     model: str = "sim"
     # --- openai backend ---------------------------------------------------------------------
     base_url: str | None = None
