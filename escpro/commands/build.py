@@ -10,6 +10,7 @@ import click
 
 from escpro.cli_common import emit, escpro_command
 from escpro.config import load_config
+from escpro.config_base import SEED_MAX
 from escpro.mcts.runner import BuildOptions, parse_shard, run_build
 
 BACKENDS = ["openai", "transformers", "llamacpp", "vllm-offline", "sim"]
@@ -88,7 +89,7 @@ def _summary_text(s: dict) -> str:
               help="Put every role on this backend (sim: the seeded simulator, never a default).")
 @click.option("--endpoints", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Endpoints file written by `escpro serve` (role -> base_url, model).")
-@click.option("--random-seed", type=int, default=None,
+@click.option("--random-seed", type=click.IntRange(0, SEED_MAX), default=None,
               help="Sampling seed for every role call (a resumed build reuses the stored one).")
 @click.option("--dry-run", is_flag=True,
               help="Plan: run the whole build against the simulator in a temporary file and "

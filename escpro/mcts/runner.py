@@ -21,6 +21,7 @@ from pathlib import Path
 
 from escpro import __version__, aio
 from escpro.config import AppConfig
+from escpro.config_base import SEED_MAX
 from escpro.errors import ConfigError, EscproError
 from escpro.mcts.gctune import build_gc
 from escpro.mcts.resume import Existing, check_resume, read_existing
@@ -150,6 +151,8 @@ def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
     A build holds an OS lock on the database file itself (store/lock.py: released even on
     kill -9, the same lock whatever link names the file), so two builds never write one file;
     `escpro query` does not need it."""
+    if opts.random_seed is not None and not 0 <= opts.random_seed <= SEED_MAX:
+        raise ConfigError(f"--random-seed {opts.random_seed}: use 0..{SEED_MAX}")
     if opts.dry_run or opts.db is None:
         return _run_build(opts, progress, roleset)
     if opts.retry_failed and not opts.resume:

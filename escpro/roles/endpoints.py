@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from escpro.errors import ConfigError
 from escpro.roles.base import ROLES
 from escpro.roles.config import RolesConfig
@@ -24,11 +22,15 @@ def load_endpoints(path: str | Path) -> dict[str, dict[str, Any]]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: endpoints file not found (write one with `escpro serve --endpoints-out`)")
-    text = p.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{p}: not valid JSON/YAML ({str(exc).splitlines()[0]})") from None
+    if p.suffix == ".json":
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{p}: not valid JSON ({str(exc).splitlines()[0]})") from None
+    else:
+        from escpro.config import load_yaml_bounded
+
+        data = load_yaml_bounded(p, "endpoints file")
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{p}: a mapping {{role: {{base_url, model, api_key_env}}}} is required")
     out: dict[str, dict[str, Any]] = {}

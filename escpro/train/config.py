@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from escpro import paper_defaults as P
-from escpro.config_base import Section
+from escpro.config_base import SEED_MAX, Section
 
 Method = Literal["sft", "dpo", "ipo", "simpo", "kto", "orpo"]
 METHODS: tuple[str, ...] = ("sft", "dpo", "ipo", "simpo", "kto", "orpo")
@@ -107,8 +107,8 @@ class TrainConfig(Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="stop after N optimizer steps (-1: run the epochs)")
-    seed: int = 42
+    max_steps: int = Field(-1, ge=-1, description="stop after N optimizer steps (-1: run the epochs)")
+    seed: int = Field(42, ge=0, le=SEED_MAX)
     logging_steps: int = Field(1, ge=1)
     save_steps: int | None = Field(None, ge=1, description="checkpoint every N steps (default: each epoch)")
     save_total_limit: int | None = Field(2, ge=1)
@@ -163,6 +163,8 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
+        if self.max_steps == 0:
+            raise ValueError("max_steps: -1 (run the epochs) or a positive number of steps, not 0")
         prompt_max = self.prompt_budget
         if prompt_max < 1:
             raise ValueError(
