@@ -115,6 +115,7 @@ def test_sim_runs_only_when_named_and_every_run_records_its_roles(tmp_path, buil
     assert {r: (b["backend"], b["model"]) for r, b in roles.items()} == {r: ("sim", "sim") for r in ROLES}
 
 
+@pytest.mark.slow
 def test_http_build_killed_and_resumed_the_readme_way_stays_on_its_endpoints(tmp_path, build_helpers):
     """The measured defect: a build over --endpoints, killed, resumed with `--resume` only, went
     on with the simulator (1,103 of 1,632 calls). Now the recorded roles are reused."""
@@ -161,6 +162,7 @@ def test_http_build_killed_and_resumed_the_readme_way_stays_on_its_endpoints(tmp
     assert man["warnings"] == [] and len(man["run_roles"]) == 2
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_roles_naming_the_differences(tmp_path, build_helpers):
     seeds = build_helpers["write_seeds"](tmp_path / "seeds.jsonl", 2)
     cfg = search_only_config(tmp_path / "c.yaml")
@@ -209,6 +211,7 @@ def test_resume_refuses_trees_built_under_older_data_rules(tmp_path, good):
     assert "older data rules" in err and "must be rebuilt" in err
 
 
+@pytest.mark.slow
 def test_extract_refuses_to_mix_simulator_and_model_data_unless_allowed(tmp_path, build_helpers):
     seeds = build_helpers["write_seeds"](tmp_path / "seeds.jsonl", 4)
     cfg = search_only_config(tmp_path / "c.yaml")
