@@ -10,6 +10,7 @@ import duckdb
 
 from escpro.errors import EscproError
 from escpro.store.db import COLUMNS, StoreError, check_escpro_file, connect, ensure_schema, sniff
+from escpro.store.lock import BuildLock
 
 
 class MergeError(EscproError):
@@ -33,6 +34,15 @@ def merge_files(out: Path, inputs: list[Path], skip_duplicates: bool = False) ->
         if _same_file(Path(p), out):
             raise MergeError(f"{p}: an input cannot also be the output")
         sniff(Path(p))
+    lock = BuildLock(out)  # no build (and no other merge) writes OUT meanwhile
+    lock.acquire()
+    try:
+        return _merge(out, inputs, skip_duplicates)
+    finally:
+        lock.release()
+
+
+def _merge(out: Path, inputs: list[Path], skip_duplicates: bool) -> dict:
     con = connect(out)
     counts = {t: 0 for t in COLUMNS}
     skipped = 0
