@@ -123,6 +123,20 @@ def write_rows(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
         raise
 
 
+MAX_RUN_JSON = 4 << 20  # a config is a few KB, the prompt templates tens of KB
+
+
+def run_json(key: str, value) -> str:
+    """A run-record column as JSON: finite numbers only, bounded in size."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        raise StoreError(f"runs.{key}: holds a NaN or infinite number; not stored") from None
+    if len(text) > MAX_RUN_JSON:
+        raise StoreError(f"runs.{key}: {len(text)} characters (at most {MAX_RUN_JSON}); not stored")
+    return text
+
+
 def init_db(path: str | Path, run_row: dict, tree_rows: list[dict], lock_timeout_s: float = 30.0):
     """Create the schema, record the run and register the trees (pending ones only when new)."""
     con = connect(path, timeout_s=lock_timeout_s)
@@ -132,7 +146,7 @@ def init_db(path: str | Path, run_row: dict, tree_rows: list[dict], lock_timeout
         rr = dict(run_row)
         for k in ("config", "prompts", "roles", "role_change", "retried_trees"):
             if rr.get(k) is not None and not isinstance(rr[k], str):
-                rr[k] = json.dumps(rr[k], ensure_ascii=False, default=str)
+                rr[k] = run_json(k, rr[k])
         con.register("_run", arrow_table("runs", [rr]))
         cols = ", ".join(name for name, _ in COLUMNS["runs"])
         con.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM _run")
