@@ -13,6 +13,7 @@ from escpro.extract import db as dbio
 from escpro.extract.records import dedupe_pairs, dedupe_sft, pair_record, sft_record
 from escpro.extract.rules import Rule, TreeResult, extract_tree
 from escpro.extract.tree import Tree
+from escpro.roles.config import is_simulator
 from escpro.taxonomy import Taxonomy, load_taxonomy
 
 
@@ -36,9 +37,11 @@ class MixedSourcesError(EscproError):
 
 def check_sources(ex: Extraction, db_path: Path, allow_sim: bool) -> None:
     """Simulator answers are canned text: a dataset never mixes them with a model's unless the
-    user says so (--allow-sim), and then the manifest says it too."""
-    sim = [s for s in ex.sources if s["backend"] == "sim"]
-    real = [s for s in ex.sources if s["backend"] not in ("sim", "?")]  # '?': not recorded
+    user says so (--allow-sim), and then the manifest says it too. The simulator served over
+    HTTP (`escpro serve --engine sim`, model 'sim') counts as the simulator."""
+    sim = [s for s in ex.sources if is_simulator(s["backend"], s["model"])]
+    real = [s for s in ex.sources  # '?': not recorded
+            if not is_simulator(s["backend"], s["model"]) and s["backend"] != "?"]
     if sim and real:
         desc = (f"simulator: {sum(s['calls'] for s in sim)} calls"
                 f"{' + the ablation' if any(s.get('ablation') for s in sim) else ''}; "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from escpro.errors import ConfigError, EscproError
 from escpro.roles.base import ROLES
-from escpro.roles.config import RoleBinding, RolesConfig
+from escpro.roles.config import RoleBinding, RolesConfig, is_simulator
 from escpro.roles.endpoints import apply_endpoints, load_endpoints
 
 IDENTITY = ("backend", "model", "base_url", "structured", "api", "adapter", "gguf_file")
@@ -98,12 +98,14 @@ def choose_roles(
     diff = differences(recorded, rec)
     if not diff:
         return RoleChoice(roles, rec)
-    mixed = [r for r in ROLES if (recorded[r].get("backend") == "sim") != (rec[r]["backend"] == "sim")]
+    mixed = [r for r in ROLES if _sim(recorded[r]) != _sim(rec[r])]
     if mixed:
+        r = mixed[0]
         raise RoleChoiceError(
-            f"{db}: --resume would mix simulator and model answers in one tree ({mixed[0]} was "
-            f"{recorded[mixed[0]].get('backend')!r}, now {rec[mixed[0]]['backend']!r}); resume "
-            "with the recorded roles or build into another file")
+            f"{db}: --resume would mix simulator and model answers in one tree ({r} was "
+            f"{recorded[r].get('backend')}:{recorded[r].get('model')}, now "
+            f"{rec[r]['backend']}:{rec[r]['model']}); resume with the recorded roles or build "
+            "into another file")
     moved = set(load_endpoints(endpoints)) if endpoints is not None else set()
     if allow_change and all(r in moved for r, _ in diff):
         return RoleChoice(roles, rec, {"allowed_by": "--allow-role-change",
@@ -114,6 +116,10 @@ def choose_roles(
         f"{db}: --resume asks for other roles than the run recorded: "
         f"{'; '.join(d for _, d in diff[:4])}{' ...' if len(diff) > 4 else ''} (resume without "
         f"--backend/--endpoints/config roles to reuse the recorded ones{hint})")
+
+
+def _sim(binding: dict) -> bool:
+    return is_simulator(binding.get("backend"), binding.get("model"))
 
 
 def latest_record(runs: list[dict]) -> dict[str, dict] | None:

@@ -18,6 +18,14 @@ from escpro.config_base import Section
 Backend = Literal["openai", "transformers", "llamacpp", "vllm-offline", "sim"]
 
 
+SIM_MODEL = "sim"  # the model name of the simulator, in process and served (`escpro serve --engine sim`)
+
+
+def is_simulator(backend: str | None, model: str | None) -> bool:
+    """Answers from the simulator: the sim backend, or the sim server over HTTP (model 'sim')."""
+    return backend == "sim" or model == SIM_MODEL
+
+
 class SimSettings(Section):
     """The simulator's knobs (backend `sim`, and `escpro serve --engine sim`)."""
 

@@ -61,9 +61,11 @@ def search_only_config(path: Path, **build) -> Path:
 
 
 class SimServe:
-    """`escpro serve --engine sim` as a real subprocess on a free loopback port."""
+    """`escpro serve --engine sim` as a real subprocess on a free loopback port. With `model`,
+    the endpoints file names another model (the server answers any name), so the data counts as
+    a model's rather than the simulator's (model 'sim')."""
 
-    def __init__(self, eps: Path, latency_ms: float = 0.0):
+    def __init__(self, eps: Path, latency_ms: float = 0.0, model: str | None = "served-model"):
         self.eps = eps
         self.proc = subprocess.Popen(
             escpro("serve", "--engine", "sim", "--port", 0, "--latency-ms", latency_ms,
@@ -75,6 +77,9 @@ class SimServe:
             assert self.proc.poll() is None, self.proc.stderr.read().decode()
             assert time.monotonic() < deadline, "sim server did not start"
             time.sleep(0.05)
+        if model is not None:
+            data = json.loads(eps.read_text())
+            eps.write_text(json.dumps({r: {**ep, "model": model} for r, ep in data.items()}))
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -158,7 +163,7 @@ def test_http_build_killed_and_resumed_the_readme_way_stays_on_its_endpoints(tmp
     out = tmp_path / "esc"
     assert run_cli("extract", "--db", db, "--out", out).returncode == 0
     man = json.loads((out / "manifest.json").read_text())
-    assert {(s["backend"], s["model"]) for s in man["sources"]} == {("openai", "sim")}
+    assert {(s["backend"], s["model"]) for s in man["sources"]} == {("openai", "served-model")}
     assert man["warnings"] == [] and len(man["run_roles"]) == 2
 
 
@@ -173,12 +178,19 @@ def test_resume_refuses_other_roles_naming_the_differences(tmp_path, build_helpe
         assert run_cli("build", "--seeds", seeds, "--db", db, "--config", cfg, "--endpoints",
                        tmp_path / "eps.json", "--limit", 1, "--no-progress").returncode == 0
         before = hashlib.sha256(db.read_bytes()).hexdigest()
-        # the simulator instead of the recorded server: never, not even with the flag
-        for extra in ([], ["--allow-role-change"]):
+        # the simulator instead of the recorded server: never
+        res = run_cli("build", "--seeds", seeds, "--db", db, "--config", cfg, "--resume",
+                      "--backend", "sim", "--no-progress")
+        assert "mix simulator and model answers" in one_line_error(res)
+        # nor the simulator served over HTTP, not even with --allow-role-change
+        srv3 = SimServe(tmp_path / "eps3.json", model=None)
+        try:
             res = run_cli("build", "--seeds", seeds, "--db", db, "--config", cfg, "--resume",
-                          "--backend", "sim", "--no-progress", *extra)
-            err = one_line_error(res)
-            assert ("mix simulator and model answers" in err or "--allow-role-change: only" in err), err
+                          "--endpoints", tmp_path / "eps3.json", "--allow-role-change",
+                          "--no-progress")
+            assert "mix simulator and model answers" in one_line_error(res)
+        finally:
+            srv3.stop()
         # another server: the differences are named; allowed with --allow-role-change
         res = run_cli("build", "--seeds", seeds, "--db", db, "--config", cfg, "--resume",
                       "--endpoints", tmp_path / "eps2.json", "--no-progress")
