@@ -50,7 +50,9 @@ def is_lock_error(exc: BaseException) -> bool:
 
 
 def readers_dir(path: str | Path) -> Path:
-    return Path(f"{path}.readers")
+    """Beside the file itself (a symlink's target), so a reader and a build that name the file
+    by different paths still meet."""
+    return Path(f"{Path(path).resolve()}.readers")
 
 
 def request_read(path: str | Path) -> Path | None:
