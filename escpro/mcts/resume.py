@@ -18,6 +18,9 @@ from escpro.store.db import check_escpro_file, connect
 from escpro.store.reader import load_nodes, load_runs, load_trees
 from escpro.store.schema import DATA_RULES_VERSION
 
+# The roles' math: how scores become priors and rewards (so Q values), and when a dialogue ends.
+ROLE_MATH_KEYS = ("prior_temperature", "reward_alpha", "reward_bias", "end_marker")
+
 
 class ResumeError(EscproError):
     pass
@@ -83,13 +86,15 @@ def check_resume(runs: list[dict], cfg: AppConfig, seeds_sha: str, db: Path) -> 
             f"{db}: built from another seeds file (sha256 {first['seeds_sha256'][:12]}, "
             f"this one {seeds_sha[:12]}); resume with the same file"
         )
-    old = (first.get("config") or {}).get("build", {})
-    new = cfg.build.model_dump(mode="json")
-    diff = [k for k in SEARCH_KEYS if k in old and old[k] != new.get(k)]
+    stored = first.get("config") or {}
+    diff = []
+    for section, keys, now in (("build", SEARCH_KEYS, cfg.build), ("roles", ROLE_MATH_KEYS, cfg.roles)):
+        old, new = stored.get(section, {}), now.model_dump(mode="json")
+        diff += [(f"{section}.{k}", old[k], new.get(k)) for k in keys if k in old and old[k] != new.get(k)]
     if diff:
-        k = diff[0]
+        k, was, now = diff[0]
         raise ResumeError(
-            f"{db}: build.{k} was {old[k]!r}, now {new.get(k)!r}; a resumed build must keep the "
-            f"search settings ({', '.join(diff)})"
+            f"{db}: {k} was {was!r}, now {now!r}; a resumed build must keep the search settings "
+            f"({', '.join(d[0] for d in diff)})"
         )
     return first

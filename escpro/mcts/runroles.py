@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from escpro.errors import ConfigError, EscproError
 from escpro.roles.base import ROLES
 from escpro.roles.config import RoleBinding, RolesConfig, is_simulator
@@ -90,10 +92,14 @@ def choose_roles(
     if lacking:
         raise RoleChoiceError(f"{db}: the run did not record its {lacking[0]} role; the trees "
                               "must be rebuilt with this escpro")
-    roles = asked.model_copy(update={
-        r: asked.binding(r) if asked.binding(r).backend is not None
-        else RoleBinding.model_validate(recorded[r])
-        for r in ROLES})
+    try:
+        roles = asked.model_copy(update={
+            r: asked.binding(r) if asked.binding(r).backend is not None
+            else RoleBinding.model_validate(recorded[r])
+            for r in ROLES})
+    except ValidationError as exc:
+        raise RoleChoiceError(f"{db}: the recorded roles cannot be read by this escpro "
+                              f"({str(exc).splitlines()[0]}); give the roles explicitly") from None
     rec = record(roles)
     diff = differences(recorded, rec)
     if not diff:

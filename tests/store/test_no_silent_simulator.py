@@ -199,3 +199,15 @@ def test_extract_refuses_to_mix_simulator_and_model_data_unless_allowed(tmp_path
     assert run_cli("extract", "--db", tmp_path / "b.duckdb", "--out", tmp_path / "y").returncode == 0
     man = json.loads((tmp_path / "y" / "manifest.json").read_text())
     assert any("simulator" in w for w in man["warnings"])
+
+
+def test_resume_refuses_other_reward_math(tmp_path, good):
+    """reward_alpha/reward_bias/prior_temperature decide every Q value: a resumed build keeps them."""
+    db = tmp_path / "t.duckdb"
+    db.write_bytes(good["db"].read_bytes())
+    cfg = yaml.safe_load(good["cfg"].read_text())
+    cfg["roles"]["reward_alpha"] = 5.0
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(cli, ["build", "--seeds", str(good["seeds"]), "--db", str(db),
+                                   "--config", str(tmp_path / "c.yaml"), "--resume"])
+    assert res.exit_code == 1 and "roles.reward_alpha was 7.0, now 5.0" in res.stderr
