@@ -110,6 +110,8 @@ def readers_waiting(path: str | Path) -> bool:
 
 def sniff(path: Path) -> None:
     """Refuse, in one line, a file DuckDB cannot be one of escpro's build files."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise StoreError(f"{path}: not a regular file (a pipe or device?), not a DuckDB build file")
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from escpro.errors import EscproError
-from escpro.store.db import StoreError, connect, ensure_schema
+from escpro.store.db import StoreError, connect, ensure_schema, sniff
 
 
 class LockedError(EscproError):
@@ -36,8 +36,10 @@ class BuildLock:
             if not target.parent.is_dir():
                 raise StoreError(f"{self.db}: directory {target.parent} does not exist")
             self.created = _create(target, self.timeout_s)
+        else:
+            sniff(target)  # a pipe would block the open below; other files fail here in one line
         try:
-            fd = os.open(target, os.O_RDONLY)
+            fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
             raise StoreError(f"{self.db}: cannot open ({exc.strerror})") from None
         try:

@@ -5,6 +5,7 @@ exactly as it was. Real DuckDB and SQLite files, the real CLI."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -130,3 +131,13 @@ def test_newer_schema_is_never_resumed_or_read(good, tmp_path):
     for cmd in ("resume", "extract", "query"):
         res = CliRunner().invoke(cli, argv(cmd, bad, good, tmp_path))
         assert res.exit_code == 1 and "another escpro version (schema 99" in res.stderr, res.stderr
+
+
+def test_directory_or_pipe_as_database_is_one_line_and_never_hangs(good, tmp_path):
+    os.mkfifo(tmp_path / "pipe.duckdb")
+    (tmp_path / "dir.duckdb").mkdir()
+    for bad, words in ((tmp_path / "pipe.duckdb", "not a regular file"),
+                       (tmp_path / "dir.duckdb", "is a directory")):
+        for cmd in ("query", "extract", "resume"):
+            res = CliRunner().invoke(cli, argv(cmd, bad, good, tmp_path))
+            assert res.exit_code in (1, 2) and words in res.stderr, (cmd, res.stderr, res.output)
