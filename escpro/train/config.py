@@ -76,7 +76,7 @@ class TrainConfig(Section):
     dialogues: int | None = Field(
         None, ge=1, description="train on the first N dialogues (by path_ids) only"
     )
-    shuffle_seed: int | None = Field(None, description="shuffle records once before training")
+    shuffle_seed: int | None = Field(None, ge=0, le=SEED_MAX, description="shuffle records once before training")
     chat_template: str | None = Field(
         None,
         description="Jinja template (inline or a .jinja path) used when the tokenizer has none "
