@@ -11,7 +11,6 @@ have an inode to lock; if the build then stops before recording its run, that fi
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
@@ -42,6 +41,8 @@ class BuildLock:
             fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
             raise StoreError(f"{self.db}: cannot open ({exc.strerror})") from None
+        import fcntl  # POSIX only, like the rest of the build's process handling
+
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
