@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from escpro.config_base import Section
 from escpro.errors import ConfigError
@@ -29,6 +29,19 @@ class AppConfig(Section):
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _gold_q_is_a_reward(self) -> AppConfig:
+        """Q is a mean of rewards, which lie in [b, b + 4]: a gold Q outside can never be one
+        (the reference code's Q = 1 is the best reward, 4 + b)."""
+        lo = self.roles.reward_bias
+        hi = lo + 4.0
+        if not lo <= self.build.gold_q <= hi:
+            raise ValueError(
+                f"build.gold_q = {self.build.gold_q:g} lies outside the reward range "
+                f"[{lo:g}, {hi:g}] (roles.reward_bias + 0..4)"
+            )
+        return self
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -53,19 +66,66 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        if err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+            if not err["loc"]:  # a check across sections names its keys itself
+                lines.append(f"{source}: {msg}")
+                continue
         lines.append(f"{source}: {loc}: {msg}")
     more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
     return lines[0] + more
+
+
+# A config is a few KB; these bounds stop a hostile or broken file (a YAML "billion laughs" alias
+# bomb loads as a few shared objects that expand to gigabytes once validated or copied) quickly.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_NODES = 100_000
+
+
+def count_nodes(data: Any, limit: int = MAX_CONFIG_NODES) -> int:
+    """Values in a loaded document, counting every alias use (stops just past `limit`)."""
+    seen = 0
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return seen
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return seen
+
+
+def load_yaml_bounded(p: Path, what: str = "config file") -> Any:
+    """yaml.safe_load of a file with its size and its alias expansion bounded (one-line errors)."""
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: {what} not found") from None
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p}: {size} bytes; a {what} is at most {MAX_CONFIG_BYTES} bytes")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}): not a {what}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: nested too deeply: not a {what}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if count_nodes(data) > MAX_CONFIG_NODES:
+        raise ConfigError(f"{p}: expands to more than {MAX_CONFIG_NODES} values (YAML aliases?); "
+                          f"not a {what}")
+    return data
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: config file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = load_yaml_bounded(p)
     if data is None:
         return {}
     if not isinstance(data, dict):

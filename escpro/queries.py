@@ -20,7 +20,7 @@ from typing import Any
 
 from escpro.console import escape_controls
 from escpro.errors import EscproError
-from escpro.store.db import connect
+from escpro.store.reader import open_read_only
 
 FORMATS = ("table", "csv", "json", "jsonl", "markdown", "parquet")
 
@@ -43,7 +43,7 @@ class QueryResult:
 
 def run_query(db: Path, sql: str, timeout_s: float = 30.0, *, arrow: bool = False) -> QueryResult:
     """Run one SQL statement read-only; SQL errors become one-line QueryErrors."""
-    con = connect(db, read_only=True, timeout_s=timeout_s)
+    con = open_read_only(db, timeout_s=timeout_s)
     try:
         try:
             cur = con.execute(sql)

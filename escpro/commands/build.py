@@ -10,6 +10,7 @@ import click
 
 from escpro.cli_common import emit, escpro_command
 from escpro.config import load_config
+from escpro.config_base import SEED_MAX
 from escpro.mcts.runner import BuildOptions, parse_shard, run_build
 
 BACKENDS = ["openai", "transformers", "llamacpp", "vllm-offline", "sim"]
@@ -51,6 +52,10 @@ def _summary_text(s: dict) -> str:
             f"{tok['completion']:>8} out"
         )
     lines.append(f"  tokens: {s['total_tokens']}   time: {s['elapsed_s']:.1f} s")
+    if s.get("retried_trees"):
+        lines.append(f"  retried failed trees: {len(s['retried_trees'])}")
+    if s.get("role_change"):
+        lines.append("  roles changed (--allow-role-change): " + "; ".join(s["role_change"]["differences"]))
     for f in s["failures"][:10]:
         lines.append(f"  failed {f['tree_id']}: {f['reason']}")
     if len(s["failures"]) > 10:
@@ -68,17 +73,23 @@ def _summary_text(s: dict) -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N seeds (after --shard).")
 @click.option("--resume", is_flag=True,
-              help="Continue the build in --db: finished trees are kept, the others go on from "
-                   "their last commit.")
+              help="Continue the build in --db with the roles recorded with it: finished trees "
+                   "are kept, the others go on from their last commit.")
+@click.option("--retry-failed", is_flag=True,
+              help="With --resume: also re-run the failed trees, from their last commit "
+                   "(recorded with the run).")
+@click.option("--allow-role-change", is_flag=True,
+              help="With --resume and --endpoints: let roles move to the endpoints named there "
+                   "even though they differ from the recorded ones (recorded with the run).")
 @click.option("--shard", default=None, metavar="I/N",
               help="Only seeds whose index % N == I (each machine writes its own --db; "
                    "combine them with `escpro merge`).")
 @click.option("--taxonomy", default=None, help="Strategy taxonomy (cso8, esconv8, or a YAML file).")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
-              help="Put every role on this backend (sim: the seeded simulator).")
+              help="Put every role on this backend (sim: the seeded simulator, never a default).")
 @click.option("--endpoints", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Endpoints file written by `escpro serve` (role -> base_url, model).")
-@click.option("--random-seed", type=int, default=None,
+@click.option("--random-seed", type=click.IntRange(0, SEED_MAX), default=None,
               help="Sampling seed for every role call (a resumed build reuses the stored one).")
 @click.option("--dry-run", is_flag=True,
               help="Plan: run the whole build against the simulator in a temporary file and "
@@ -87,16 +98,20 @@ def _summary_text(s: dict) -> str:
               help="Seed file format.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad seed record.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def build(seeds, db, limit, resume, shard, taxonomy, backend, endpoints, random_seed, dry_run,
-          seeds_format, strict, no_progress, config_path, as_json, log_level):
+def build(seeds, db, limit, resume, retry_failed, allow_role_change, shard, taxonomy, backend,
+          endpoints, random_seed, dry_run, seeds_format, strict, no_progress, config_path, as_json,
+          log_level):
     """Expand seed dialogues into conversation trees with the paper's MCTS (PUCB selection,
     Strategy-role expansion, greedy simulation, reward backpropagation), many trees at once,
-    committed to a DuckDB file as it goes. Kill it at any time; --resume continues exactly.
+    committed to a DuckDB file as it goes. Kill it at any time; --resume continues exactly, with
+    the roles recorded with the build. The roles must be given (--endpoints, the config's roles,
+    or --backend); the simulator runs only when named (--backend sim).
 
     \b
     Examples:
       escpro build --seeds seeds.jsonl --db trees.duckdb --config configs/build/paper.yaml
       escpro build --seeds seeds.jsonl --db trees.duckdb --resume
+      escpro build --seeds seeds.jsonl --db trees.duckdb --resume --retry-failed
       escpro build --seeds seeds.jsonl --db shard1.duckdb --shard 1/4 --endpoints endpoints.json
       escpro build --seeds seeds.jsonl --dry-run --config configs/build/paper.yaml
     """
@@ -107,7 +122,8 @@ def build(seeds, db, limit, resume, shard, taxonomy, backend, endpoints, random_
     opts = BuildOptions(
         seeds=seeds, db=db, config=cfg, limit=limit, resume=resume, shard=parse_shard(shard),
         backend=backend, endpoints=endpoints, random_seed=random_seed, dry_run=dry_run,
-        seeds_format=seeds_format, strict=strict,
+        seeds_format=seeds_format, strict=strict, allow_role_change=allow_role_change,
+        retry_failed=retry_failed,
         command=" ".join(shlex.quote(a) for a in ["escpro", *sys.argv[1:]]),
     )
     summary = run_build(opts, progress=not (no_progress or as_json))

@@ -10,9 +10,10 @@ from tqdm import tqdm
 
 from escpro.cli_common import emit, escpro_command
 from escpro.config import load_config
-from escpro.errors import NotBuiltError
+from escpro.config_base import SEED_MAX
+from escpro.errors import ConfigError, NotBuiltError
 from escpro.extract import export
-from escpro.extract.pipeline import build_records, collect, manifest
+from escpro.extract.pipeline import build_records, check_sources, collect, manifest
 from escpro.extract.records import dedupe_pairs, kto_records
 
 
@@ -32,18 +33,20 @@ def _progress(total_hint: str, disable: bool):
 @click.option("--ablation", type=click.Choice(["random"]), default=None, help="ESC-Pro-Random: pair each preferred turn with a Supporter reply for a random other strategy (needs a backend).")
 @click.option("--backend", default=None, help="Ablation: backend for every role (overrides the config), e.g. sim, openai, transformers.")
 @click.option("--endpoints", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ablation: endpoints file written by `escpro serve`.")
-@click.option("--random-seed", type=int, default=None, help="Ablation: seed of the random strategy draw (default 0).")
+@click.option("--allow-sim", is_flag=True, help="Extract trees that mix simulator and model answers (refused otherwise; flagged in manifest.json).")
+@click.option("--random-seed", type=click.IntRange(0, SEED_MAX), default=None, help="Ablation: seed of the random strategy draw (default 0).")
 @click.option("--strict-template", is_flag=True, help="Also write strict/: the system prompt folded into the first user turn, no leading assistant turn (Gemma-style chat templates).")
 @click.option("--license", "licence", default=None, help="Licence id for the dataset card (default: from the seeds, e.g. cc-by-nc-4.0 for ESConv).")
 @click.option("--push-to-hub", "hub_repo", default=None, metavar="OWNER/NAME", help="Upload the directory as a private Hugging Face dataset repo (needs network and a token).")
-def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, ablation, backend, endpoints, random_seed,
+def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, ablation, backend, endpoints, allow_sim, random_seed,
             strict_template, licence, hub_repo, config_path, as_json, log_level):
     """Turn the trees of a build into ESC-Pro training files.
 
     Writes pairs.jsonl (TRL preference: prompt/chosen/rejected messages), kto.jsonl (prompt,
     completion, label), sft.jsonl (messages of every valid path), llamafactory/ (sharegpt records
     and dataset_info.json) and manifest.json (run ids, database hash, rule, theta, counts, trees
-    without a result). Every pair keeps tree_id, chosen_node_id, rejected_node_id and path_ids.
+    without a result, the backends and models that produced the data, warnings). Trees that mix
+    simulator and model answers are refused unless --allow-sim. Every pair keeps tree_id, chosen_node_id, rejected_node_id and path_ids.
 
     Example: escpro extract --db build.duckdb --out esc-pro/ --rule paper --theta 0.5
     """
@@ -58,11 +61,17 @@ def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, 
                      include_unfinished=ec.include_unfinished, progress=tick)
     finally:
         bar.close()
+    ablation_roles = _ablation_roles(cfg, backend, endpoints) if ablation == "random" else None
+    if ablation_roles is not None:  # its rejected replies are data too
+        sup = ablation_roles.supporter
+        ex.sources.append({"backend": sup.backend, "model": sup.model, "roles": ["supporter"],
+                           "calls": 0, "trees": 0, "ablation": True})
+    check_sources(ex, db_path, allow_sim)
     raw_pairs = sum(len(r.pairs) for r in ex.results)
     pairs, sft, dups = build_records(ex)
     extra: dict = {}
     if ablation == "random":
-        pairs, summary = _random_pairs(cfg, ex, backend, endpoints, ec.random_seed, as_json)
+        pairs, summary = _random_pairs(ablation_roles, ex, ec.random_seed, as_json)
         pairs, dups["pairs"] = dedupe_pairs(pairs)
         raw_pairs = summary["requests"]
         extra = {"ablation": "random", "random_seed": ec.random_seed, "supporter_calls": summary}
@@ -117,6 +126,8 @@ def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, 
         if "supporter_calls" in extra:
             s = extra["supporter_calls"]
             lines.append(f"  supporter calls: {s['requests']} ({s['failed']} failed)")
+        for w in man["warnings"]:
+            lines.append(f"  warning: {w}")
         empty = man["trees_without_result"]
         if empty:
             lines.append(f"  trees without pairs: {len(empty)} (reasons in manifest.json), e.g.")
@@ -128,10 +139,11 @@ def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, 
         return "\n".join(lines)
 
     emit({"out": str(out_dir), **{k: man[k] for k in ("rule", "theta", "taxonomy", "run_ids", "db_sha256")},
-          "counts": counts, "trees_without_result": man["trees_without_result"], **extra}, as_json, text)
+          "counts": counts, "sources": man["sources"], "warnings": man["warnings"],
+          "trees_without_result": man["trees_without_result"], **extra}, as_json, text)
 
 
-def _random_pairs(cfg, ex, backend, endpoints, seed, quiet):
+def _random_pairs(roles, ex, seed, quiet):
     from escpro.extract import ablation
 
     try:
@@ -141,8 +153,7 @@ def _random_pairs(cfg, ex, backend, endpoints, seed, quiet):
     items = ablation.plan(ex.trees, ex.results, ex.taxonomy, seed)
 
     async def run():
-        roleset = build_roleset(cfg.roles, ex.taxonomy, backend_override=backend,
-                                endpoints=endpoints, random_seed=seed)
+        roleset = build_roleset(roles, ex.taxonomy, random_seed=seed)
         bar = tqdm(total=len(items), desc="supporter replies", unit="call", disable=True if quiet else None, leave=False)
         try:
             return await ablation.generate(items, roleset, ex.taxonomy, progress=bar.update)
@@ -151,3 +162,19 @@ def _random_pairs(cfg, ex, backend, endpoints, seed, quiet):
             await roleset.aclose()
 
     return asyncio.run(run())
+
+
+def _ablation_roles(cfg, backend, endpoints):
+    """The ablation asks only the Supporter: it must be given (no silent simulator); the other
+    roles, never called, share its engine instead of needing one of their own."""
+    from escpro.mcts.runroles import requested
+    from escpro.roles.base import ROLES
+
+    roles = requested(cfg.roles, backend, endpoints)
+    sup = roles.supporter
+    if sup.backend is None:
+        raise ConfigError("--ablation random: no backend for the supporter role: pass --endpoints "
+                          "FILE, --backend NAME (sim: the simulator), or roles.supporter.backend "
+                          "in --config")
+    return roles.model_copy(update={r: sup for r in ROLES
+                                    if r != "supporter" and roles.binding(r).backend is None})

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from escpro import paper_defaults as P
-from escpro.config_base import Section
+from escpro.config_base import SEED_MAX, Section
 
 
 class ExtractConfig(Section):
@@ -18,4 +18,4 @@ class ExtractConfig(Section):
     reference_min_n: int = Field(P.REFERENCE_MIN_N.value, ge=0)
     include_unfinished: bool = Field(False, description="also extract trees whose status is not 'done'")
     llamafactory_prefix: str = Field("escpro", min_length=1, description="dataset name prefix in dataset_info.json")
-    random_seed: int = Field(0, description="seed of the strategy draw in --ablation random")
+    random_seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of the strategy draw in --ablation random")

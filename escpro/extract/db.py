@@ -41,15 +41,11 @@ def open_db(path: str | Path, lock_timeout_s: float = 30.0) -> Iterator[duckdb.D
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: database file not found")
-    # escpro.store.db.connect retries (bounded) while a running build holds the file for a commit
-    from escpro.store.db import connect
+    # the store's reader: locked down, checked, retried (bounded) while a build commits
+    from escpro.store.reader import open_read_only
 
-    con = connect(p, read_only=True, timeout_s=lock_timeout_s)
+    con = open_read_only(p, timeout_s=lock_timeout_s)
     try:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        missing = {"runs", "trees", "nodes"} - tables
-        if missing:
-            raise DataError(f"{p}: not an escpro build database (missing table {sorted(missing)[0]})")
         yield con
     finally:
         con.close()
@@ -190,3 +186,38 @@ def call_costs(con: duckdb.DuckDBPyConnection) -> list[dict]:
     )
     cols = [d[0] for d in rows.description]
     return [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
+
+
+def call_sources(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[dict]:
+    """Which backends and models answered the role calls of these trees (from llm_calls):
+    [{backend, model, roles, calls, trees}], the simulator included -- what produced the data."""
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+    ).fetchall()}
+    if "llm_calls" not in tables or not ids:
+        return []
+    rows = con.execute(
+        """
+        SELECT coalesce(backend, '?'), coalesce(model, '?'), list(DISTINCT role ORDER BY role),
+               count(*), count(DISTINCT tree_id)
+        FROM llm_calls WHERE list_contains(?, tree_id) AND NOT coalesce(cached, false)
+        GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        [ids],
+    ).fetchall()
+    return [{"backend": b, "model": m, "roles": list(r), "calls": n, "trees": t}
+            for b, m, r, n, t in rows]
+
+
+def read_run_roles(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Each run's recorded roles (runs.roles; absent in files of older escpro versions)."""
+    if "roles" not in _columns(con, "runs"):
+        return []
+    out = []
+    for run_id, roles in con.execute("SELECT run_id, roles FROM runs ORDER BY started_at").fetchall():
+        if roles is None:
+            continue
+        data = json.loads(roles) if isinstance(roles, str) else roles
+        out.append({"run_id": run_id, "roles": {
+            r: {k: b.get(k) for k in ("backend", "model", "base_url")} for r, b in data.items()}})
+    return out

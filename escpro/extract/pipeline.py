@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from escpro import __version__
-from escpro.errors import ConfigError
+from escpro.errors import ConfigError, EscproError
 from escpro.extract import db as dbio
 from escpro.extract.records import dedupe_pairs, dedupe_sft, pair_record, sft_record
 from escpro.extract.rules import Rule, TreeResult, exclusion_summary, extract_tree
 from escpro.extract.tree import Tree
+from escpro.roles.config import is_simulator
 from escpro.taxonomy import Taxonomy, load_taxonomy
 
 
@@ -25,6 +26,36 @@ class Extraction:
     trees: list[Tree] = field(default_factory=list)
     results: list[TreeResult] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # trees not extracted (status)
+    sources: list[dict] = field(default_factory=list)  # backends/models that answered (llm_calls)
+    run_roles: list[dict] = field(default_factory=list)  # roles each run recorded
+    warnings: list[str] = field(default_factory=list)
+
+
+class MixedSourcesError(EscproError):
+    pass
+
+
+def check_sources(ex: Extraction, db_path: Path, allow_sim: bool) -> None:
+    """Simulator answers are canned text: a dataset never mixes them with a model's unless the
+    user says so (--allow-sim), and then the manifest says it too. The simulator served over
+    HTTP (`escpro serve --engine sim`, model 'sim') counts as the simulator."""
+    sim = [s for s in ex.sources if is_simulator(s["backend"], s["model"])]
+    real = [s for s in ex.sources  # '?': not recorded
+            if not is_simulator(s["backend"], s["model"]) and s["backend"] != "?"]
+    if sim and real:
+        desc = (f"simulator: {sum(s['calls'] for s in sim)} calls"
+                f"{' + the ablation' if any(s.get('ablation') for s in sim) else ''}; "
+                f"{', '.join(sorted({s['backend'] + ':' + s['model'] for s in real}))}: "
+                f"{sum(s['calls'] for s in real)} calls"
+                f"{' + the ablation' if any(s.get('ablation') for s in real) else ''}")
+        if not allow_sim:
+            raise MixedSourcesError(
+                f"{db_path}: the trees mix simulator and model answers ({desc}); pass --allow-sim "
+                "to extract them anyway (flagged in manifest.json)")
+        ex.warnings.append(f"mixed simulator and model answers ({desc}), extracted with --allow-sim")
+    elif sim:
+        ex.warnings.append("every answer comes from the simulator (backend sim): test data, "
+                           "not a dataset to train on")
 
 
 def resolve_taxonomy(runs: list[dbio.RunInfo], override: str | None) -> Taxonomy:
@@ -62,6 +93,8 @@ def collect(
                 continue
             ex.trees.append(tree)
             ex.results.append(extract_tree(tree, theta, rule, min_n))
+        ex.sources = dbio.call_sources(con, [t.tree_id for t in ex.trees])
+        ex.run_roles = dbio.read_run_roles(con)
     return ex
 
 
@@ -112,6 +145,9 @@ def manifest(
         "reference_min_n": min_n,
         "counts": counts,
         "excluded": exclusion_summary(ex.results),
+        "sources": ex.sources,
+        "run_roles": ex.run_roles,
+        "warnings": ex.warnings,
         "trees_without_result": per_tree,
         "trees_skipped": ex.skipped,
         **(extra or {}),

@@ -18,15 +18,16 @@ from pathlib import Path
 
 from escpro import __version__, aio
 from escpro.config import AppConfig
+from escpro.config_base import SEED_MAX
 from escpro.errors import ConfigError, EscproError
-from escpro.mcts.config import SEARCH_KEYS
 from escpro.mcts.gctune import build_gc
+from escpro.mcts.resume import Existing, check_resume, read_existing
+from escpro.mcts.runroles import choose_roles, latest_record
 from escpro.mcts.scheduler import BuildStats, Scheduler, SeedJob, seed_record
 from escpro.paths import REPO_DIR
 from escpro.store import ids
-from escpro.store.db import connect
-from escpro.store.reader import load_nodes, load_runs, load_trees
-from escpro.store.schema import SCHEMA_VERSION
+from escpro.store.lock import BuildLock
+from escpro.store.schema import DATA_RULES_VERSION, SCHEMA_VERSION
 from escpro.store.writer import BatchWriter, init_db, now_utc
 from escpro.taxonomy import load_taxonomy
 
@@ -48,6 +49,8 @@ class BuildOptions:
     seeds_format: str = "auto"
     strict: bool = False
     command: str = ""
+    allow_role_change: bool = False  # --resume with --endpoints elsewhere (recorded)
+    retry_failed: bool = False  # --resume also re-runs the failed trees (recorded)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -110,74 +113,24 @@ def _select(dialogues, shard, limit):
     return out
 
 
-def _check_resume(runs: list[dict], cfg: AppConfig, seeds_sha: str, db: Path) -> dict:
-    """The first run's record; refuses settings that would change what the trees look like."""
-    first = runs[0]
-    if first.get("seeds_sha256") and first["seeds_sha256"] != seeds_sha:
-        raise BuildError(
-            f"{db}: built from another seeds file (sha256 {first['seeds_sha256'][:12]}, "
-            f"this one {seeds_sha[:12]}); resume with the same file"
-        )
-    old = (first.get("config") or {}).get("build", {})
-    new = cfg.build.model_dump(mode="json")
-    diff = [k for k in SEARCH_KEYS if k in old and old[k] != new.get(k)]
-    if diff:
-        k = diff[0]
-        raise BuildError(
-            f"{db}: build.{k} was {old[k]!r}, now {new.get(k)!r}; a resumed build must keep the "
-            f"search settings ({', '.join(diff)})"
-        )
-    return first
-
-
 def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
     """Run (or resume, or plan) a build; returns the summary printed by the command.
 
-    A build holds `<db>.lock` (an OS file lock, released even on kill -9) for its whole run, so
-    two builds never write one file; `escpro query` does not need it."""
+    A build holds an OS lock on the database file itself (store/lock.py: released even on
+    kill -9, the same lock whatever link names the file), so two builds never write one file;
+    `escpro query` does not need it."""
+    if opts.random_seed is not None and not 0 <= opts.random_seed <= SEED_MAX:
+        raise ConfigError(f"--random-seed {opts.random_seed}: use 0..{SEED_MAX}")
     if opts.dry_run or opts.db is None:
         return _run_build(opts, progress, roleset)
-    lock = BuildLock(Path(opts.db))
+    if opts.retry_failed and not opts.resume:
+        raise ConfigError("--retry-failed: only with --resume (it re-runs the failed trees of a build)")
+    lock = BuildLock(Path(opts.db), opts.config.build.lock_timeout_s)
     lock.acquire()
     try:
         return _run_build(opts, progress, roleset)
     finally:
-        lock.release()
-
-
-class BuildLock:
-    def __init__(self, db: Path):
-        self.path = db.with_name(db.name + ".lock")
-        self._fh = None
-
-    def acquire(self) -> None:
-        import fcntl
-        import os
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")  # noqa: SIM115 (held for the whole build)
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "?"
-            fh.close()
-            raise BuildError(
-                f"{self.path.with_suffix('')}: another escpro build (pid {holder}) is writing "
-                "this file; wait for it or stop it first"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
-
-    def release(self) -> None:
-        if self._fh is not None:
-            # The file stays (removing it would race with a starting build); the OS lock on it
-            # is what counts, and it is gone with the process, even after kill -9.
-            self._fh.close()
-            self._fh = None
+        lock.release()  # also removes the file it created if the build stopped before writing
 
 
 def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
@@ -203,53 +156,41 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
         raise ConfigError("--db is required (unless --dry-run)")
     db = Path(db)
     random_seed = opts.random_seed
-    existing: dict[str, dict] = {}
-    nodes: dict[str, list[dict]] = {}
     tids = [ids.tree_id(seeds.sha256, d.index) for d in chosen]
-    if db.exists() and not opts.dry_run:
-        con = connect(db, read_only=True, timeout_s=cfg.build.lock_timeout_s)
-        try:
-            ensure_tables = {r[0] for r in con.execute(
-                "SELECT table_name FROM information_schema.tables").fetchall()}
-            if "trees" in ensure_tables:
-                runs = load_runs(con)
-                existing = load_trees(con, tids)
-                if runs and not opts.resume:
-                    raise BuildError(
-                        f"{db} already holds a build; pass --resume to continue it, or choose "
-                        "another --db"
-                    )
-                if runs:
-                    first = _check_resume(runs, cfg, seeds.sha256, db)
-                    if random_seed is None:
-                        random_seed = first.get("random_seed")
-                nodes = load_nodes(con, [t for t, r in existing.items()
-                                         if r.get("status") not in ("done", "failed")])
-        finally:
-            con.close()
-    if opts.dry_run:
-        backend = "sim"
-    else:
-        backend = opts.backend
+    old = Existing()
+    if not opts.dry_run:
+        old = read_existing(db, tids, resume=opts.resume, retry_failed=opts.retry_failed,
+                            timeout_s=cfg.build.lock_timeout_s)
+    if old.runs:
+        first = check_resume(old.runs, cfg, seeds.sha256, db)
+        if random_seed is None:
+            random_seed = first.get("random_seed")
+    existing, nodes = old.trees, old.nodes
+    choice = choose_roles(
+        cfg.roles, backend="sim" if opts.dry_run else opts.backend,
+        endpoints=None if opts.dry_run else opts.endpoints,
+        recorded=latest_record(old.runs) if old.runs else None,
+        allow_change=opts.allow_role_change, db=db,
+    )
     if roleset is None:
         from escpro.roles.roleset import build_roleset
 
-        roleset = build_roleset(
-            cfg.roles, tax, backend_override=backend,
-            endpoints=None if opts.dry_run else opts.endpoints, random_seed=random_seed,
-        )
+        roleset = build_roleset(choice.roles, tax, random_seed=random_seed)
     if hasattr(roleset, "describe"):
         role_backends = roleset.describe()
     else:
-        role_backends = {r: {"backend": backend or cfg.roles.binding(r).backend,
-                             "model": cfg.roles.binding(r).model}
-                         for r in ("seeker", "supporter", "strategy", "reward")}
+        role_backends = {r: {"backend": b["backend"], "model": b["model"]}
+                         for r, b in choice.record.items()}
     run_id = f"run-{now_utc():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     prompts = roleset.template_record() if hasattr(roleset, "template_record") else None
     run_row = {
         "run_id": run_id,
         "schema_version": SCHEMA_VERSION,
+        "data_rules_version": DATA_RULES_VERSION,
         "config": {**cfg.model_dump(mode="json"), "resolved_roles": role_backends},
+        "roles": choice.record,
+        "role_change": choice.change,
+        "retried_trees": old.retried or None,
         "code_version": code_version(),
         "taxonomy": tax.name,
         "seeds_sha256": seeds.sha256,
@@ -321,6 +262,8 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
             "dry_run": opts.dry_run,
             "random_seed": random_seed,
             "roles": role_backends,
+            "retried_trees": old.retried,
+            "role_change": choice.change,
             "sim_roles": [r for r, b in role_backends.items() if b.get("backend") == "sim"],
         }
     )

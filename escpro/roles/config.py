@@ -7,14 +7,23 @@ engine (backend, model, endpoint, adapter, GGUF file, device, ...) share ONE mod
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from escpro import paper_defaults as P
 from escpro.config_base import Section
 
 Backend = Literal["openai", "transformers", "llamacpp", "vllm-offline", "sim"]
+
+
+SIM_MODEL = "sim"  # the model name of the simulator, in process and served (`escpro serve --engine sim`)
+
+
+def is_simulator(backend: str | None, model: str | None) -> bool:
+    """Answers from the simulator: the sim backend, or the sim server over HTTP (model 'sim')."""
+    return backend == "sim" or model == SIM_MODEL
 
 
 class SimSettings(Section):
@@ -37,7 +46,10 @@ class SimSettings(Section):
 
 
 class RoleBinding(Section):
-    backend: Backend = "sim"
+    backend: Backend | None = Field(
+        None, description="no default: a role is played by the backend named here, by --endpoints "
+        "or by --backend (the simulator only when asked for by name: sim)",
+    )
     model: str = "sim"
     # --- openai backend ---------------------------------------------------------------------
     base_url: str | None = None
@@ -102,8 +114,13 @@ class RolesConfig(Section):
     strategy: RoleBinding = Field(default_factory=lambda: RoleBinding(temperature=0.0, max_tokens=200))
     reward: RoleBinding = Field(default_factory=lambda: RoleBinding(temperature=0.0, max_tokens=120))
     prior_temperature: float = Field(P.PRIOR_TEMPERATURE.value, gt=0)
-    reward_alpha: float = P.REWARD_ALPHA.value
-    reward_bias: float = P.REWARD_BIAS.value
+    reward_alpha: float = Field(
+        P.REWARD_ALPHA.value, ge=0,
+        description="strategy weight in R = (E + I + H + alpha*S)/(3 + alpha) + b; >= 0 keeps R a "
+        "weighted mean of the 0..4 scores (a negative weight would reward ignoring the strategy, "
+        "and -3 divides by zero)",
+    )
+    reward_bias: float = Field(P.REWARD_BIAS.value, description="b: rewards lie in [b, b + 4]")
     max_retries: int = Field(2, ge=0, le=10)
     timeout_s: float = Field(120.0, gt=0)
     retry_temperature: float = Field(
@@ -117,6 +134,13 @@ class RolesConfig(Section):
     prompts_dir: str | None = Field(
         None, description="directory of role templates; default configs/prompts (missing files fall back)"
     )
+
+    @field_validator("prompts_dir")
+    @classmethod
+    def _prompts_dir_exists(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_dir():
+            raise ValueError(f"{v}: no such directory (a typo would silently use the shipped prompts)")
+        return v
 
     def binding(self, role: str) -> RoleBinding:
         return getattr(self, role)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from escpro import atomic
@@ -59,15 +58,19 @@ def load_endpoints(path: str | Path) -> dict[str, dict[str, Any]]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: endpoints file not found (write one with `escpro serve --endpoints-out`)")
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}): not an endpoints file") from None
-    except RecursionError:
-        raise ConfigError(f"{p}: nested too deeply: not an endpoints file") from None
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{p}: not valid JSON/YAML ({str(exc).splitlines()[0]})") from None
+    if p.suffix == ".json":
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}): not an endpoints file") from None
+        except RecursionError:
+            raise ConfigError(f"{p}: nested too deeply: not an endpoints file") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{p}: not valid JSON ({str(exc).splitlines()[0]})") from None
+    else:
+        from escpro.config import load_yaml_bounded
+
+        data = load_yaml_bounded(p, "endpoints file")
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{p}: a mapping {{role: {{base_url, model, api_key_env}}}} is required")
     out: dict[str, dict[str, Any]] = {}

@@ -6,6 +6,14 @@ and closing the file cost ~40% of a commit) until a reader asks for the file: a 
 `connect` that meets the lock leaves a request in `<db>.readers/` (one file per waiting process),
 and the writer closes the file after its next commit while any request is there. Both sides
 retry for a bounded time when they meet the other's lock.
+
+Every connection escpro opens goes through `connect`, so two rules hold everywhere: DuckDB never
+installs or loads an extension (an SQLite file given as a build file would otherwise make it
+download one: escpro reaches no network but its role endpoints), and a read-only connection --
+where `escpro query` runs the user's SQL -- can touch no file but the database itself
+(`enable_external_access = false`: no COPY TO, ATTACH, read_text, EXPORT DATABASE or INSTALL),
+with its configuration locked so the SQL cannot switch that back on. Files are sniffed before
+DuckDB sees them, so an empty, text or SQLite file is one clear line, not a DuckDB message.
 """
 
 from __future__ import annotations
@@ -21,7 +29,15 @@ import pyarrow as pa
 from escpro.errors import EscproError
 from escpro.store.schema import DDL, SCHEMA_VERSION
 
-_LOCK_MARKERS = ("lock", "Conflicting lock", "being used by another")
+# DuckDB's messages when another process holds the file ("block" in a checksum error is not one)
+_LOCK_MARKERS = ("could not set lock", "conflicting lock", "being used by another")
+_NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+READ_CONFIG = {**_NO_EXTENSIONS, "enable_external_access": False, "lock_configuration": True}
+WRITE_CONFIG = dict(_NO_EXTENSIONS)  # merge ATTACHes its inputs; no user SQL runs here
+ESCPRO_TABLES = ("runs", "trees", "nodes", "judgements", "llm_calls")
+CORE_TABLES = ("runs", "trees", "nodes")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB file (after the header checksum)
 
 
 class StoreError(EscproError):
@@ -34,7 +50,9 @@ def is_lock_error(exc: BaseException) -> bool:
 
 
 def readers_dir(path: str | Path) -> Path:
-    return Path(f"{path}.readers")
+    """Beside the file itself (a symlink's target), so a reader and a build that name the file
+    by different paths still meet."""
+    return Path(f"{Path(path).resolve()}.readers")
 
 
 def request_read(path: str | Path) -> Path | None:
@@ -108,14 +126,44 @@ def storage_config() -> dict[str, str]:
     return {"storage_compatibility_version": want}
 
 
+def sniff(path: Path) -> None:
+    """Refuse, in one line, a file DuckDB cannot be one of escpro's build files."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise StoreError(f"{path}: not a regular file (a pipe or device?), not a DuckDB build file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except IsADirectoryError:
+        raise StoreError(f"{path}: is a directory, not a DuckDB build file") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read ({exc.strerror})") from None
+    if not head:
+        raise StoreError(f"{path}: empty file, not a DuckDB database (remove it or choose another file)")
+    if head.startswith(SQLITE_MAGIC):
+        raise StoreError(f"{path}: an SQLite database, not a DuckDB file written by escpro build")
+    if head[8:12] != DUCKDB_MAGIC:
+        raise StoreError(f"{path}: not a DuckDB database file (no DuckDB header)")
+
+
+def _open_error(path: Path, exc: BaseException) -> StoreError:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "corrupt" in msg.lower() or "could not read enough bytes" in msg.lower():
+        return StoreError(f"{path}: damaged or truncated DuckDB file ({msg})")
+    return StoreError(f"{path}: cannot open as a DuckDB file ({msg})")
+
+
 def connect(
     path: str | Path, *, read_only: bool = False, timeout_s: float = 10.0
 ) -> duckdb.DuckDBPyConnection:
     """Open the file, retrying with backoff while another process holds its lock (a reader
-    also asks a running build to release it: readers_dir)."""
+    also asks a running build to release it: readers_dir). Read-only connections are locked
+    down (READ_CONFIG); no connection loads extensions."""
     path = Path(path)
-    if read_only and not path.exists():
+    if path.exists() or path.is_symlink():
+        sniff(path)
+    elif read_only:
         raise StoreError(f"{path}: no such database file")
+    config = READ_CONFIG if read_only else WRITE_CONFIG
     deadline = time.monotonic() + timeout_s
     delay = 0.02
     marker: Path | None = None
@@ -123,10 +171,10 @@ def connect(
         while True:
             try:
                 return duckdb.connect(str(path), read_only=read_only,
-                                      config={} if read_only else storage_config())
+                                      config=dict(config) if read_only else {**storage_config(), **config})
             except (duckdb.IOException, duckdb.Error) as exc:
                 if not is_lock_error(exc):
-                    raise StoreError(f"{path}: cannot open as a DuckDB file ({exc})") from None
+                    raise _open_error(path, exc) from None
                 if time.monotonic() >= deadline:
                     raise StoreError(
                         f"{path}: still locked by another process after {timeout_s:.0f} s"
@@ -185,14 +233,40 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {typ}")
 
 
-def check_escpro_file(con: duckdb.DuckDBPyConnection, path: str | Path) -> None:
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    missing = {"runs", "trees", "nodes"} - tables
+def _tables(con: duckdb.DuckDBPyConnection, catalog: str | None) -> set[str]:
+    where = "table_catalog = ?" if catalog else "table_catalog = current_database()"
+    got = con.execute(
+        f"SELECT table_name FROM information_schema.tables WHERE {where}", [catalog] if catalog else []
+    ).fetchall()
+    return {r[0] for r in got}
+
+
+def check_escpro_file(
+    con: duckdb.DuckDBPyConnection, path: str | Path, *, catalog: str | None = None,
+    for_writing: bool = False,
+) -> None:
+    """A build file of a schema this escpro knows; for writing, also nothing but escpro's tables
+    (escpro never adds its tables to someone else's database). `catalog`: an ATTACHed file."""
+    tables = _tables(con, catalog)
+    if for_writing:
+        foreign = sorted(tables - set(ESCPRO_TABLES))
+        if foreign:
+            raise StoreError(
+                f"{path}: not an escpro build file (it holds other tables: "
+                f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}); choose another file"
+            )
+        if not tables:
+            return  # a new (empty) DuckDB file: the build creates its tables
+    missing = [t for t in CORE_TABLES if t not in tables]
     if missing:
-        raise StoreError(f"{path}: not an escpro build file (no table {sorted(missing)[0]})")
-    versions = [r[0] for r in con.execute("SELECT DISTINCT schema_version FROM runs").fetchall()]
-    newer = [v for v in versions if v is not None and v > SCHEMA_VERSION]
-    if newer:
+        what = "no tables: an empty DuckDB database" if not tables else f"no table {missing[0]}"
+        raise StoreError(f"{path}: not an escpro build file ({what})")
+    runs = f"{catalog}.runs" if catalog else "runs"
+    versions = [r[0] for r in con.execute(f"SELECT DISTINCT schema_version FROM {runs}").fetchall()]
+    unknown = [v for v in versions if v is None or v > SCHEMA_VERSION or v < 1]
+    if unknown:
+        shown = "unknown" if any(v is None for v in unknown) else str(max(unknown))
         raise StoreError(
-            f"{path}: written by a newer escpro (schema {max(newer)} > {SCHEMA_VERSION})"
+            f"{path}: written by another escpro version (schema {shown}; this escpro reads "
+            f"<= {SCHEMA_VERSION}): use a matching escpro"
         )

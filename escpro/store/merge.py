@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
 from escpro.errors import EscproError
-from escpro.store.db import COLUMNS, check_escpro_file, connect, ensure_schema
+from escpro.store.db import COLUMNS, StoreError, check_escpro_file, connect, ensure_schema, sniff
+from escpro.store.lock import BuildLock
 
 
 class MergeError(EscproError):
@@ -28,18 +31,32 @@ def merge_files(out: Path, inputs: list[Path], skip_duplicates: bool = False) ->
     for p in inputs:
         if not Path(p).exists():
             raise MergeError(f"{p}: no such file")
-        if Path(p).resolve() == out.resolve():
+        if _same_file(Path(p), out):
             raise MergeError(f"{p}: an input cannot also be the output")
+        sniff(Path(p))
+    lock = BuildLock(out)  # no build (and no other merge) writes OUT meanwhile
+    lock.acquire()
+    try:
+        return _merge(out, inputs, skip_duplicates)
+    finally:
+        lock.release()
+
+
+def _merge(out: Path, inputs: list[Path], skip_duplicates: bool) -> dict:
     con = connect(out)
     counts = {t: 0 for t in COLUMNS}
     skipped = 0
     try:
+        check_escpro_file(con, out, for_writing=True)
         ensure_schema(con)
         for i, p in enumerate(inputs):
             alias = f"src{i}"
-            con.execute(f"ATTACH '{str(p).replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
             try:
-                check_escpro_file(_Scoped(con, alias), p)
+                con.execute(f"ATTACH '{str(p).replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
+            except duckdb.Error as exc:
+                raise StoreError(f"{p}: cannot open as a DuckDB file ({str(exc).splitlines()[0]})") from None
+            try:
+                check_escpro_file(con, p, catalog=alias)
                 dup = con.execute(
                     f"SELECT count(*), min(s.tree_id) FROM {alias}.trees s "
                     "JOIN main.trees m USING (tree_id)").fetchone()
@@ -79,14 +96,9 @@ def merge_files(out: Path, inputs: list[Path], skip_duplicates: bool = False) ->
             "duplicate_trees_skipped": skipped}
 
 
-class _Scoped:
-    """Runs check_escpro_file's queries against an attached database."""
-
-    def __init__(self, con, alias: str):
-        self.con, self.alias = con, alias
-
-    def execute(self, sql: str, params=None):
-        sql = sql.replace("FROM information_schema.tables",
-                          f"FROM information_schema.tables WHERE table_catalog = '{self.alias}'")
-        sql = sql.replace("FROM runs", f"FROM {self.alias}.runs")
-        return self.con.execute(sql, params or [])
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file, also through a symlink or a hard link."""
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and a.samefile(b))
+    except OSError:
+        return False

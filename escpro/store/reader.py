@@ -17,15 +17,22 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -
 
 
 def open_read_only(path: str | Path, timeout_s: float = 10.0) -> duckdb.DuckDBPyConnection:
+    """THE way escpro opens a build file for reading (query, extract, stats, tree, the UI): a
+    read-only, locked-down connection (store/db.py: READ_CONFIG) to a file checked to be an
+    escpro build file of a known schema; anything else is a one-line StoreError."""
     con = connect(path, read_only=True, timeout_s=timeout_s)
-    check_escpro_file(con, path)
+    try:
+        check_escpro_file(con, path)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
 def load_runs(con) -> list[dict]:
     out = rows(con, "SELECT * FROM runs ORDER BY started_at")
     for r in out:
-        for k in ("config", "prompts"):
+        for k in ("config", "prompts", "roles", "role_change", "retried_trees"):
             if isinstance(r.get(k), str):
                 r[k] = json.loads(r[k])
     return out

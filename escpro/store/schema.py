@@ -9,6 +9,13 @@ from __future__ import annotations
 
 SCHEMA_VERSION = 1
 
+# What the stored rows mean, as opposed to how they are laid out (SCHEMA_VERSION). Bumped when a
+# change to how trees are built makes old trees differ from new ones, so a resumed build never
+# continues trees grown under other rules. 1: escpro before the version was recorded (NULL).
+# 2: issue 14's rule -- the Reward judge sees the dialogue up to the judged Supporter turn, and
+# only the Seeker sees the seed's situation.
+DATA_RULES_VERSION = 2
+
 NODE_KINDS = ("root", "unexpanded", "expanded", "end")
 CALL_STATUSES = ("ok", "invalid", "error", "timeout")
 TREE_STATUSES = ("pending", "running", "done", "failed")
@@ -26,7 +33,11 @@ CREATE TABLE IF NOT EXISTS runs (
     prompts JSON,
     shard TEXT,
     random_seed BIGINT,
-    command TEXT
+    command TEXT,
+    data_rules_version INTEGER,
+    roles JSON,
+    role_change JSON,
+    retried_trees JSON
 );
 CREATE TABLE IF NOT EXISTS trees (
     tree_id TEXT PRIMARY KEY,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,11 +61,30 @@ class Batch:
         self.calls.extend(newer.calls)
 
     def add(self, delta) -> None:
+        check_finite(delta)
         self.trees[delta.tree_row["tree_id"]] = dict(delta.tree_row)
         for n in delta.nodes:
             self.nodes[n["node_id"]] = n
         self.judgements.extend(delta.judgements)
-        self.calls.extend(delta.calls)
+        if delta.calls and not delta.tree_row.get("node_count"):
+            # A tree without a single stored node (its gold initialisation failed): its calls
+            # are kept, but they cannot point at nodes that were never written.
+            self.calls.extend({**c, "node_id": None} for c in delta.calls)
+        else:
+            self.calls.extend(delta.calls)
+
+
+def check_finite(delta) -> None:
+    """NaN or infinity never reaches the store: the tree fails instead (its search catches this)."""
+    for n in delta.nodes:
+        for k in ("q", "prior"):
+            v = n.get(k)
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"node {n['node_id']}: {k} = {v} is not a finite number; not stored")
+    for j in delta.judgements:
+        v = j.get("reward")
+        if v is not None and not math.isfinite(v):
+            raise ValueError(f"judgement of {j.get('node_id')}: reward = {v} is not finite; not stored")
 
 
 def write_batch(path: str | Path, batch: Batch, lock_timeout_s: float) -> None:
@@ -103,6 +123,20 @@ def write_rows(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
         raise
 
 
+MAX_RUN_JSON = 4 << 20  # a config is a few KB, the prompt templates tens of KB
+
+
+def run_json(key: str, value) -> str:
+    """A run-record column as JSON: finite numbers only, bounded in size."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        raise StoreError(f"runs.{key}: holds a NaN or infinite number; not stored") from None
+    if len(text) > MAX_RUN_JSON:
+        raise StoreError(f"runs.{key}: {len(text)} characters (at most {MAX_RUN_JSON}); not stored")
+    return text
+
+
 def init_db(path: str | Path, run_row: dict, tree_rows: list[dict], lock_timeout_s: float = 30.0):
     """Create the schema, record the run and register the trees (pending ones only when new)."""
     con = connect(path, timeout_s=lock_timeout_s)
@@ -110,9 +144,9 @@ def init_db(path: str | Path, run_row: dict, tree_rows: list[dict], lock_timeout
         ensure_schema(con)
         con.execute("BEGIN")
         rr = dict(run_row)
-        for k in ("config", "prompts"):
+        for k in ("config", "prompts", "roles", "role_change", "retried_trees"):
             if rr.get(k) is not None and not isinstance(rr[k], str):
-                rr[k] = json.dumps(rr[k], ensure_ascii=False, default=str)
+                rr[k] = run_json(k, rr[k])
         con.register("_run", arrow_table("runs", [rr]))
         cols = ", ".join(name for name, _ in COLUMNS["runs"])
         con.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM _run")

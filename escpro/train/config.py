@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from escpro import paper_defaults as P
-from escpro.config_base import Section
+from escpro.config_base import SEED_MAX, Section
 
 Method = Literal["sft", "dpo", "ipo", "simpo", "kto", "orpo"]
 METHODS: tuple[str, ...] = ("sft", "dpo", "ipo", "simpo", "kto", "orpo")
@@ -79,7 +79,7 @@ class TrainConfig(Section):
     dialogues: int | None = Field(
         None, ge=1, description="train on the first N dialogues (by path_ids) only"
     )
-    shuffle_seed: int | None = Field(None, description="shuffle records once before training")
+    shuffle_seed: int | None = Field(None, ge=0, le=SEED_MAX, description="shuffle records once before training")
     chat_template: str | None = Field(
         None,
         description="Jinja template (inline or a .jinja path) used when the tokenizer has none "
@@ -110,8 +110,8 @@ class TrainConfig(Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="stop after N optimizer steps (-1: run the epochs)")
-    seed: int = 42
+    max_steps: int = Field(-1, ge=-1, description="stop after N optimizer steps (-1: run the epochs)")
+    seed: int = Field(42, ge=0, le=SEED_MAX)
     logging_steps: int = Field(1, ge=1)
     save_steps: int | None = Field(None, ge=1, description="checkpoint every N steps (default: each epoch)")
     save_total_limit: int | None = Field(2, ge=1)
@@ -182,6 +182,8 @@ class TrainConfig(Section):
         bad = [t for t in self.report_targets if t not in REPORT_TO]
         if bad:
             raise ValueError(f"report_to: {', '.join(bad)} is not one of {', '.join(REPORT_TO)}")
+        if self.max_steps == 0:
+            raise ValueError("max_steps: -1 (run the epochs) or a positive number of steps, not 0")
         prompt_max = self.prompt_budget
         if prompt_max < 1:
             raise ValueError(

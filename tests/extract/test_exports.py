@@ -134,7 +134,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path):
     other = tmp_path / "other.duckdb"
     duckdb.connect(str(other)).execute("CREATE TABLE x (a INT)").close()
     res = CliRunner().invoke(cli, ["extract", "--db", str(other), "--out", str(tmp_path / "o")])
-    assert res.exit_code != 0 and "not an escpro build database" in res.output
+    assert res.exit_code != 0 and "not an escpro build file" in res.output
     assert "Traceback" not in res.output
 
 

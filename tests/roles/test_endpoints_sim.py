@@ -43,7 +43,7 @@ def test_apply_endpoints_keeps_decoding_settings(tmp_path):
     r = cfg.reward
     assert (r.backend, r.base_url, r.model, r.api_key_env, r.structured) == ("openai", "http://h:1/v1", "m", "K", "response_format")
     assert r.temperature == 0.0 and r.max_tokens == RolesConfig().reward.max_tokens
-    assert cfg.seeker.backend == "sim"
+    assert cfg.seeker.backend is None  # roles the file does not name stay unset: never the simulator
 
 
 def test_sim_engine_end_probability_grows_and_answers_are_valid():

@@ -141,7 +141,8 @@ def test_endpoints_file_points_roles_at_the_server(tmp_path):
         path = tmp_path / "endpoints.json"
         write_endpoints(path, {r: {"base_url": srv.base_url, "model": "sim", "api_key_env": None}
                                for r in ("strategy", "reward")})
-        rs = build_roleset(RolesConfig(), TAX, endpoints=path)
+        sim = RoleBinding(backend="sim")
+        rs = build_roleset(RolesConfig(seeker=sim, supporter=sim), TAX, endpoints=path)
         assert rs.describe()["reward"]["backend"] == "openai"
         assert rs.describe()["seeker"]["backend"] == "sim"
         out = asyncio.run(rs.score_strategies(CTX))

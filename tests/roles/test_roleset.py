@@ -16,7 +16,7 @@ CTX2 = CTX.extend(Utterance("supporter", "That sounds exhausting.", "Empathetic 
 
 
 def cfg_with(**sim) -> RolesConfig:
-    b = RoleBinding(sim=SimSettings(**sim))
+    b = RoleBinding(backend="sim", sim=SimSettings(**sim))
     return RolesConfig(
         seeker=b,
         supporter=b,

@@ -56,3 +56,17 @@ def seeds_file(tmp_path):
 @pytest.fixture
 def build_helpers():
     return {"write_seeds": write_seeds, "write_config": write_config, "seed_record": seed_record}
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    """A small real build file (the simulator, asked for by name in the config)."""
+    from escpro.config import load_config
+    from escpro.mcts.runner import BuildOptions, run_build
+
+    d = tmp_path_factory.mktemp("good")
+    seeds = write_seeds(d / "seeds.jsonl", 2)
+    cfg = write_config(d / "c.yaml")
+    db = d / "good.duckdb"
+    run_build(BuildOptions(seeds=seeds, db=db, config=load_config(cfg), random_seed=1))
+    return {"db": db, "seeds": seeds, "cfg": cfg}

@@ -13,6 +13,7 @@ import time
 import duckdb
 
 from escpro.commands.query import run_query
+from escpro.errors import EscproError
 
 TABLE_COLS = ("node_id, tree_id, parent_id, depth, kind, strategy, prior, q, n, supporter_text, "
               "seeker_text, is_end, is_gold, created_iter, child_index, strategy_score")
@@ -144,8 +145,13 @@ def test_sigterm_commits_and_exits_cleanly(tmp_path, build_helpers):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not db.exists():
+        while time.monotonic() < deadline:  # the file exists from the start (the build lock)
             time.sleep(0.1)
+            try:
+                if run_query(db, "SELECT count(*) FROM runs", timeout_s=20)[1][0][0]:
+                    break  # the run is registered
+            except EscproError:
+                continue
         time.sleep(1.5)  # searching, nothing committed yet but the registration
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)

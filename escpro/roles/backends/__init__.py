@@ -16,6 +16,11 @@ def make_model(binding: RoleBinding, *, timeout_s: float = 120.0, end_marker: st
     """The engine for one binding. In-process backends load their model here (slow); heavy
     packages are imported only for the backend asked for."""
     b = binding
+    if b.backend is None:
+        raise ConfigError(
+            "a role has no backend: set roles.<role>.backend, pass --endpoints FILE, or --backend "
+            "NAME (the simulator only by name: sim)"
+        )
     if b.backend == "sim":
         from escpro.roles.backends.sim import SimModel
 
