@@ -24,10 +24,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from escpro import __version__
-from escpro.errors import DataError, EscproError
+from escpro.errors import EscproError
 from escpro.store.db import StoreError
 from escpro.ui.judgements import JudgementStore
-from escpro.ui.options import LOOPBACK_NAMES, UiOptions
+from escpro.ui.options import LOOPBACK_NAMES, NotFound, UiOptions
 from escpro.ui.pairs import PairSource
 from escpro.ui.study import Study, load_study
 from escpro.ui.trees import TreeSource
@@ -112,7 +112,7 @@ def _add_security(app: FastAPI, opts: UiOptions) -> None:
 def _add_errors(app: FastAPI) -> None:
     @app.exception_handler(EscproError)
     async def escpro_error(request: Request, exc: EscproError):
-        status = 503 if isinstance(exc, StoreError) else 404 if isinstance(exc, DataError) else 400
+        status = 503 if isinstance(exc, StoreError) else 404 if isinstance(exc, NotFound) else 400
         if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
             return JSONResponse({"error": str(exc)}, status_code=status)
         st: UiState = request.app.state.ui

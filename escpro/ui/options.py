@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from escpro.errors import ConfigError
+from escpro.errors import ConfigError, DataError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -36,6 +36,10 @@ class UiOptions(BaseModel):
     @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
+
+
+class NotFound(DataError):
+    """A tree, node, pair or task that does not exist (HTTP 404; other input errors are 400)."""
 
 
 def is_loopback(host: str) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from escpro.errors import DataError
+from escpro.ui.options import NotFound
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class PairSource:
     def get(self, index: int) -> dict:
         recs = self.all()
         if not 0 <= index < len(recs):
-            raise DataError(f"no pair #{index} (the file has {len(recs)})")
+            raise NotFound(f"no pair #{index} (the file has {len(recs)})")
         return recs[index]
 
 

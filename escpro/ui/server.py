@@ -3,6 +3,10 @@ has one writer and the tree cache lives in memory)."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from escpro.ui.app import build_state, create_app
@@ -32,3 +36,25 @@ def serve(app, opts: UiOptions) -> None:
 
     uvicorn.run(app, host=opts.host, port=opts.port, log_level="warning", server_header=False,
                 access_log=False, workers=1)
+
+
+@contextmanager
+def running(app, host: str = "127.0.0.1", port: int = 0, timeout_s: float = 10.0) -> Iterator[str]:
+    """The app served by uvicorn in a background thread (tests, screenshots); yields its URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="escpro-ui", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the UI server did not start")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)

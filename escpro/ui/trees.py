@@ -25,6 +25,7 @@ from escpro.extract.rules import TreeResult, extract_tree
 from escpro.extract.tree import Node, Tree, context_turns, history_before, node_turns, strategy_name
 from escpro.store.reader import open_read_only, rows
 from escpro.taxonomy import Taxonomy, load_taxonomy
+from escpro.ui.options import NotFound
 
 CALL_COLUMNS = ("call_id", "node_id", "iteration", "role", "backend", "model", "status", "error", "attempts",
                 "prompt_tokens", "completion_tokens", "latency_ms", "cached", "response")
@@ -92,7 +93,10 @@ class TreeSource:
                 self._cache.move_to_end(key)
                 return got
         with self.connect() as con:
-            tree = dbio.load_tree(con, tree_id)
+            try:
+                tree = dbio.load_tree(con, tree_id)
+            except DataError as exc:
+                raise NotFound(str(exc)) from None
         res = extract_tree(tree, self.theta, self.rule, self.min_n)  # type: ignore[arg-type]
         loaded = Loaded(tree, res, Marks.of(tree, res))
         with self._lock:
@@ -142,7 +146,7 @@ class TreeSource:
     def children(self, tree_id: str, node_id: str) -> dict:
         lt = self.load(tree_id)
         if node_id not in lt.tree.nodes:
-            raise DataError(f"no node '{node_id}' in tree {tree_id}")
+            raise NotFound(f"no node '{node_id}' in tree {tree_id}")
         kids = [self.node_json(lt, k) for k in lt.tree.kids(node_id)]
         for k in kids:  # the list needs no full texts; the detail endpoint has them
             k["reply"] = _short(k["reply"], 140)
@@ -153,7 +157,7 @@ class TreeSource:
         lt = self.load(tree_id)
         node = lt.tree.nodes.get(node_id)
         if node is None:
-            raise DataError(f"no node '{node_id}' in tree {tree_id}")
+            raise NotFound(f"no node '{node_id}' in tree {tree_id}")
         tax = self.taxonomy()
         if node.is_root:
             dialogue = context_turns(lt.tree)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from escpro.errors import DataError
 from escpro.ui import agreement
+from escpro.ui.options import NotFound
 from escpro.ui.study import CRITERIA, CRITERION_KEYS
 
 router = APIRouter()
@@ -48,7 +49,7 @@ def _annotator(name: str) -> str:
 def _task(study, task_id: str):
     task = study.task(task_id)
     if task is None:
-        raise DataError(f"no task '{task_id}' in this study")
+        raise NotFound(f"no task '{task_id}' in this study")
     return task
 
 

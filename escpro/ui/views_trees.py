@@ -45,6 +45,8 @@ def _list_args(q: str, status: str, min_iterations: int, min_nodes: int, min_val
                sort: str, desc: bool) -> dict:
     if status not in STATUSES:
         raise DataError(f"status must be one of {', '.join(s for s in STATUSES if s)}")
+    if sort not in SORTS:
+        raise DataError(f"sort must be one of {', '.join(SORTS)}")
     return {"q": q, "status": status, "min_iterations": min_iterations, "min_nodes": min_nodes,
             "min_valid": min_valid, "min_pairs": min_pairs, "sort": sort, "desc": desc}
 
