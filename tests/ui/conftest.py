@@ -46,6 +46,24 @@ def ui_data(tmp_path_factory) -> UiData:
     return UiData(db, d / "esc-pro", ts, d / "sft", d / "cso", d)
 
 
+def fleiss_by_hand(table: list[list[int]]) -> float:
+    """Fleiss (1971): P_i = (sum n_ij^2 - n) / (n(n-1)), p_j = column share, kappa = (P - Pe) / (1 - Pe)."""
+    import numpy as np
+
+    t = np.array(table, dtype=float)
+    n = t.sum(axis=1)[0]
+    p_i = ((t * t).sum(axis=1) - n) / (n * (n - 1))
+    p_j = t.sum(axis=0) / t.sum()
+    pbar, pe = p_i.mean(), (p_j * p_j).sum()
+    return float((pbar - pe) / (1 - pe))
+
+
+@pytest.fixture
+def hand_kappa():
+    """The textbook formula, to check statsmodels' result against (test modules cannot import conftest)."""
+    return fleiss_by_hand
+
+
 def chromium_path() -> str | None:
     for p in (os.environ.get("ESCPRO_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
         if p and Path(p).is_file():
@@ -58,8 +76,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Debian's chromium driven by Playwright; skips (fails under ESCPRO_REQUIRE_BROWSER=1) when absent."""
+def browser(ui_data):
+    """Debian's chromium driven by Playwright; skips (fails under ESCPRO_REQUIRE_BROWSER=1) when absent.
+
+    Depends on ui_data so the data is built first: Playwright's sync API keeps an event loop
+    running in this thread, where `escpro build` could not start its own."""
     exe = chromium_path()
     why = None
     if exe is None:
