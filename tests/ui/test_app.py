@@ -257,3 +257,26 @@ def test_loopback_refuses_foreign_host_header(ui_data):
         assert c.get("/api/trees").status_code == 400  # DNS rebinding
     with TestClient(create_app(UiOptions(db=ui_data.db)), base_url="http://localhost:8080") as c:
         assert c.get("/api/trees").status_code == 200
+
+
+def test_large_tree_is_served_level_by_level(tmp_path):
+    import importlib.util
+    import time
+
+    spec = importlib.util.spec_from_file_location("bigtree", Path(__file__).with_name("bigtree.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    db = tmp_path / "big.duckdb"
+    n = mod.write_big_tree(db, depth=4, width=8)
+    assert n == 4681
+    with TestClient(create_app(UiOptions(db=db)), base_url=BASE) as c:
+        page = c.get("/trees/big-0", headers=HTML)
+        assert page.status_code == 200 and "reply big-0/r.0" not in page.text  # no node is rendered up front
+        assert len(page.content) < 10_000
+        t = time.perf_counter()
+        kids = c.get("/api/trees/big-0/children", params={"node": "big-0/r.3.1"}).json()["children"]
+        assert time.perf_counter() - t < 2.0  # the parsed tree is cached: no re-read per expansion
+        assert [k["id"] for k in kids] == [f"big-0/r.3.1.{i}" for i in range(8)]
+        assert all(k["children"] == 8 for k in kids)
+        (row,) = c.get("/api/trees").json()["trees"]
+        assert (row["nodes"], row["valid_paths"]) == (4681, 1)
