@@ -126,3 +126,19 @@ def test_two_annotators_three_tasks_then_export(browser, ui_data, tmp_path, hand
     con = sqlite3.connect(str(j))
     assert con.execute("SELECT count(*) FROM comments").fetchone()[0] == 6
     con.close()
+
+
+def test_pair_links_open_the_tree_at_its_node(browser, ui_data, tmp_path):
+    app = create_app(UiOptions(db=ui_data.db, pairs=ui_data.pairs))
+    rec = app.state.ui.pairs.get(0)
+    with running(app) as url:
+        page = browser.new_page()
+        page.goto(f"{url}/pairs/0")
+        with page.expect_navigation():
+            page.click(f"a[href*='focus='][href*='{rec['tree_id']}']:text-is('{rec['rejected_node_id']}')")
+        sel = page.wait_for_selector("#tree .node.sel")
+        assert sel.evaluate("e => e.parentElement.dataset.id") == rec["rejected_node_id"]
+        assert "rejected" in sel.get_attribute("class")  # marked as the rejected side of a pair
+        page.wait_for_selector("#dialogue .turn.current")
+        assert page.locator("#detail h2").inner_text() == rec["rejected_strategy"]
+        page.close()

@@ -155,14 +155,24 @@
     }
   }
 
-  async function focus(nodeId) {
+  // Open the tree down to one node (links from the pairs browser) and select it.
+  async function focus(rootUl, nodeId) {
     const d = await api("node", { id: nodeId });
-    let ul = top;
+    let ul = rootUl;
     for (const id of d.path) {
-      const li = Array.from(ul.children).find((x) => x.dataset.id === id)
-        || (() => { const f = ul.querySelector(":scope > li > .fold"); if (f) f.click(); return Array.from(ul.children).find((x) => x.dataset.id === id); })();
+      const find = () => Array.from(ul.children).find((x) => x.dataset.id === id);
+      let li = find();
+      if (!li) {
+        const fold = ul.querySelector(":scope > li > .fold");
+        if (fold) fold.click();
+        li = find();
+      }
       if (!li) return;
-      if (id === nodeId) { await select(li); li.scrollIntoView({ block: "center" }); return; }
+      if (id === nodeId) {
+        await select(li);
+        li.scrollIntoView({ block: "center" });
+        return;
+      }
       await expand(li);
       ul = li.querySelector(":scope > ul");
     }
@@ -183,7 +193,7 @@
     document.getElementById("expand-paths").addEventListener("click", () => expandPaths(rootUl).catch(showError));
     document.getElementById("collapse-all").addEventListener("click", () =>
       rootUl.querySelectorAll("li[data-open='1']").forEach(collapse));
-    if (pane.dataset.focus) return focus(pane.dataset.focus);
+    if (pane.dataset.focus) return focus(rootUl, pane.dataset.focus);
     return null;
   }).catch(showError);
 })();
