@@ -113,13 +113,15 @@ def to_json(rows: list[Row], study: dict) -> str:
 
 def to_text(rows: list[Row]) -> str:
     """The paper's layout: one block per system pair, win / lose / tie / kappa per criterion."""
+    def pct(v: float | None) -> str:
+        return f"{'-':>6}" if v is None else f"{v:6.2f}"
+
     lines = []
     for x, y in dict.fromkeys((r.system_x, r.system_y) for r in rows):
-        lines.append(f"{x} vs. {y}      win    lose     tie   kappa   verdicts")
+        lines.append(f"{x} vs. {y}")
+        lines.append(f"  {'':<14} {'win':>6}  {'lose':>6}  {'tie':>6}  {'kappa':>6}  {'verdicts':>8}")
         for r in rows:
-            if (r.system_x, r.system_y) != (x, y):
-                continue
-            f = lambda v: "    -" if v is None else f"{v:6.2f}"  # noqa: E731
-            k = "    -" if r.kappa is None else f"{r.kappa:6.3f}"
-            lines.append(f"  {r.criterion:<14} {f(r.win_pct)}  {f(r.lose_pct)}  {f(r.tie_pct)}  {k}   {r.verdicts:>5}")
+            if (r.system_x, r.system_y) == (x, y):
+                k = f"{'-':>6}" if r.kappa is None else f"{r.kappa:6.3f}"
+                lines.append(f"  {r.criterion:<14} {pct(r.win_pct)}  {pct(r.lose_pct)}  {pct(r.tie_pct)}  {k}  {r.verdicts:>8}")
     return "\n".join(lines) if lines else "no verdicts yet"
