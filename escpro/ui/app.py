@@ -11,62 +11,23 @@ ever opened through escpro's read-only store reader.
 from __future__ import annotations
 
 import hmac
-import json
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from escpro import __version__
 from escpro.errors import EscproError
 from escpro.store.db import StoreError
-from escpro.ui.judgements import JudgementStore
 from escpro.ui.options import LOOPBACK_NAMES, NotFound, UiOptions
-from escpro.ui.pairs import PairSource
-from escpro.ui.study import Study, load_study
-from escpro.ui.trees import TreeSource
+from escpro.ui.state import UiState, build_state, nav
 
 COOKIE = "escpro_ui_token"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-
-
-@dataclass
-class UiState:
-    options: UiOptions
-    trees: TreeSource | None
-    pairs: PairSource | None
-    study: Study | None
-    store: JudgementStore | None
-    templates: Jinja2Templates
-
-
-def build_state(opts: UiOptions) -> UiState:
-    """Open everything once at start-up, so a bad input fails before the server listens."""
-    trees = None
-    if opts.db is not None:
-        trees = TreeSource(opts.db, theta=opts.theta, rule=opts.rule, min_n=opts.reference_min_n,
-                           lock_timeout_s=opts.lock_timeout_s)
-        with trees.connect():
-            pass  # an unreadable or non-escpro file fails here, with the store's one-line error
-    pairs = PairSource(opts.pairs) if opts.pairs is not None else None
-    if pairs is not None:
-        pairs.all()
-    study = store = None
-    if opts.evals:
-        study = load_study(opts.evals, items=opts.eval_items, seed=opts.eval_seed, testset=opts.testset)
-        path = opts.judgements or opts.evals[0].resolve().parent / "judgements.sqlite"
-        store = JudgementStore(path)
-        store.register_study(study.study_id, json.dumps(study.describe(), ensure_ascii=False))
-    env = Environment(loader=PackageLoader("escpro.ui", "templates"), autoescape=select_autoescape(default=True))
-    templates = Jinja2Templates(env=env)
-    return UiState(opts, trees, pairs, study, store, templates)
 
 
 def _token_ok(request: Request, token: str) -> bool:
@@ -118,11 +79,6 @@ def _add_errors(app: FastAPI) -> None:
         st: UiState = request.app.state.ui
         return st.templates.TemplateResponse(request, "error.html", {"message": str(exc), **nav(st)},
                                              status_code=status)
-
-
-def nav(st: UiState) -> dict:
-    return {"has_trees": st.trees is not None, "has_pairs": st.pairs is not None,
-            "has_eval": st.study is not None, "version": __version__}
 
 
 def create_app(opts: UiOptions, state: UiState | None = None) -> FastAPI:

@@ -3,8 +3,10 @@ click (JSON POST), the results table, CSV and JSON."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse
@@ -13,6 +15,7 @@ from pydantic import BaseModel, Field
 from escpro.errors import DataError
 from escpro.ui import agreement
 from escpro.ui.options import NotFound
+from escpro.ui.state import nav, state
 from escpro.ui.study import CRITERIA, CRITERION_KEYS
 
 router = APIRouter()
@@ -33,7 +36,7 @@ class CommentIn(BaseModel):
 
 
 def _eval(request: Request):
-    st = request.app.state.ui
+    st = state(request)
     if st.study is None or st.store is None:
         raise DataError("no evaluation: start `escpro ui` with --evals RUN_DIR RUN_DIR ...")
     return st, st.study, st.store
@@ -60,11 +63,9 @@ def results(st) -> tuple[list[agreement.Row], dict]:
 
 @router.get("/eval")
 def page_eval(request: Request, annotator: str = ""):
-    from escpro.ui.app import nav
-
     st, study, store = _eval(request)
     if annotator:
-        return RedirectResponse(f"/eval/task?{_q(annotator=_annotator(annotator))}", status_code=303)
+        return RedirectResponse(f"/eval/task?{urlencode({'annotator': _annotator(annotator)})}", status_code=303)
     return st.templates.TemplateResponse(request, "eval.html", {
         **nav(st), "study": study.describe(), "annotators": store.annotators(study.study_id),
         "judgements": store.path})
@@ -72,8 +73,6 @@ def page_eval(request: Request, annotator: str = ""):
 
 @router.get("/eval/task")
 def page_task(request: Request, annotator: str = Query(..., min_length=1), task: str = ""):
-    from escpro.ui.app import nav
-
     st, study, store = _eval(request)
     name = _annotator(annotator)
     done = store.done_tasks(study.study_id, name, len(CRITERIA))
@@ -125,8 +124,6 @@ def api_study(request: Request):
 def api_results(request: Request):
     st, _, _ = _eval(request)
     rows, desc = results(st)
-    import json
-
     return json.loads(agreement.to_json(rows, desc))
 
 
@@ -140,17 +137,9 @@ def csv_results(request: Request):
 
 @router.get("/eval/results")
 def page_results(request: Request):
-    from escpro.ui.app import nav
-
     st, study, store = _eval(request)
     rows, desc = results(st)
     labels = {k: f"{s.name} ({k})" for k, s in study.systems.items()}
     return st.templates.TemplateResponse(request, "results.html", {
         **nav(st), "rows": rows, "study": desc, "labels": labels,
         "criteria": {c[0]: c[1] for c in CRITERIA}, "annotators": store.annotators(study.study_id)})
-
-
-def _q(**kw: str) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode(kw)

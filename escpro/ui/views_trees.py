@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from escpro.errors import DataError
+from escpro.ui.state import nav, state
 from escpro.ui.trees import TreeSource
 
 router = APIRouter()
@@ -14,12 +15,8 @@ STATUSES = ("", "pending", "running", "done", "failed")
 SORTS = ("tree_id", "iterations", "nodes", "valid_paths", "pairs", "status")
 
 
-def _st(request: Request):
-    return request.app.state.ui
-
-
 def _trees(request: Request) -> TreeSource:
-    src = _st(request).trees
+    src = state(request).trees
     if src is None:
         raise DataError("no tree file: start `escpro ui` with --db FILE")
     return src
@@ -65,12 +62,10 @@ def api_trees(request: Request, q: str = "", status: str = "", min_iterations: i
 def page_trees(request: Request, q: str = "", status: str = "", min_iterations: int = Query(0, ge=0),
                min_nodes: int = Query(0, ge=0), min_valid: int = Query(0, ge=0), min_pairs: int = Query(0, ge=0),
                sort: str = "tree_id", desc: bool = False):
-    from escpro.ui.app import nav
-
     args = _list_args(q, status, min_iterations, min_nodes, min_valid, min_pairs, sort, desc)
     src = _trees(request)
     rows = src.summaries()
-    st = _st(request)
+    st = state(request)
     return st.templates.TemplateResponse(request, "trees.html", {
         **nav(st), "rows": filter_trees(rows, **args), "total": len(rows), "args": args,
         "statuses": STATUSES, "sorts": SORTS, "runs": src.runs(), "db": src.path,
@@ -79,12 +74,10 @@ def page_trees(request: Request, q: str = "", status: str = "", min_iterations: 
 
 @router.get("/trees/{tree_id}")
 def page_tree(request: Request, tree_id: str, focus: str = ""):
-    from escpro.ui.app import nav
-
     src = _trees(request)
     lt = src.load(tree_id)
     root = lt.tree.nodes.get(lt.tree.root_id) if lt.tree.root_id else None
-    st = _st(request)
+    st = state(request)
     return st.templates.TemplateResponse(request, "tree.html", {
         **nav(st), "tree": lt.tree, "result": lt.result, "root": src.node_json(lt, root) if root else None,
         "focus": focus, "theta": src.theta, "rule": src.rule,
@@ -113,7 +106,7 @@ def api_tree(request: Request, tree_id: str):
 
 # ---- pairs ----
 def _pairs(request: Request):
-    src = _st(request).pairs
+    src = state(request).pairs
     if src is None:
         raise DataError("no pairs: start `escpro ui` with --pairs DIR (an `escpro extract --out` directory)")
     return src
@@ -135,11 +128,9 @@ def api_pair(request: Request, index: int):
 
 @router.get("/pairs")
 def page_pairs(request: Request, tree: str = "", strategy: str = "", offset: int = Query(0, ge=0)):
-    from escpro.ui.app import nav
-
     src = _pairs(request)
     page = src.page(tree=tree, strategy=strategy, offset=offset, limit=50)
-    st = _st(request)
+    st = state(request)
     return st.templates.TemplateResponse(request, "pairs.html", {
         **nav(st), "page": page, "tree": tree, "strategy": strategy, "dir": src.dir,
         "manifest": src.manifest(), "next": offset + 50 if offset + 50 < page.total else None,
@@ -148,11 +139,9 @@ def page_pairs(request: Request, tree: str = "", strategy: str = "", offset: int
 
 @router.get("/pairs/{index}")
 def page_pair(request: Request, index: int):
-    from escpro.ui.app import nav
-
     src = _pairs(request)
     rec = src.get(index)
-    st = _st(request)
+    st = state(request)
     nodes = {}
     if st.trees is not None and rec.get("tree_id"):
         try:  # trace: the nodes as the tree file has them now (the pairs may come from another build)
