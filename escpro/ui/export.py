@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from escpro.errors import DataError
 from escpro.ui import agreement
-from escpro.ui.judgements import open_existing
+from escpro.ui.judgements import Verdict, open_existing
 from escpro.ui.study import CRITERION_KEYS
 
 
@@ -46,20 +48,35 @@ def _pick(studies: list[tuple[str, str]], study_id: str | None, path: Path) -> t
     return sid, json.loads(desc)
 
 
+def verdicts_csv(verdicts: list[Verdict], comments: dict[tuple[str, str], str]) -> str:
+    """Every verdict as given (the raw data behind the table), with the A/B order and comment."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["annotator", "item_id", "task_id", "system_x", "system_y", "shown_as_a", "criterion",
+                "choice", "outcome", "comment", "updated_at"])
+    for v in sorted(verdicts, key=lambda v: (v.annotator, v.task_id, CRITERION_KEYS.index(v.criterion))):
+        w.writerow([v.annotator, v.item_id, v.task_id, v.system_x, v.system_y, v.a_system, v.criterion,
+                    v.choice, v.outcome, comments.get((v.annotator, v.task_id), ""), v.updated_at])
+    return buf.getvalue()
+
+
 def export_study(judgements: str | Path, *, study_id: str | None = None, out: str | Path | None = None) -> ExportResult:
     path = Path(judgements)
     store = open_existing(path)
     try:
         sid, desc = _pick(store.studies(), study_id, path)
-        rows = agreement.table(store.verdicts(sid), CRITERION_KEYS)
+        verdicts = store.verdicts(sid)
+        rows = agreement.table(verdicts, CRITERION_KEYS)
         annotators = store.annotators(sid)
+        comments = store.comments(sid)
     finally:
         store.close()
     files = []
     if out is not None:
         d = Path(out)
         d.mkdir(parents=True, exist_ok=True)
-        for name, text in (("human_eval.csv", agreement.to_csv(rows)), ("human_eval.json", agreement.to_json(rows, desc))):
+        for name, text in (("human_eval.csv", agreement.to_csv(rows)), ("human_eval.json", agreement.to_json(rows, desc)),
+                           ("verdicts.csv", verdicts_csv(verdicts, comments))):
             tmp = d / f".{name}.tmp"
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(d / name)

@@ -203,6 +203,11 @@ class JudgementStore:
         return [Verdict(*r) for r in rows]
 
 
+    def comments(self, study_id: str) -> dict[tuple[str, str], str]:
+        rows = self._read("SELECT annotator, task_id, comment FROM comments WHERE study_id=?", (study_id,))
+        return {(r[0], r[1]): r[2] for r in rows}
+
+
 def open_existing(path: str | Path) -> JudgementStore:
     """For export: the file must exist already (never create an empty one by a typo)."""
     p = Path(path)

@@ -149,6 +149,8 @@ def test_export_cli(tmp_path):
     assert [a["name"] for a in got["annotators"]] == ["alice", "bob"]
     rows = json.loads((tmp_path / "out" / "human_eval.json").read_text())["rows"]
     assert len(rows) == 4 and (tmp_path / "out" / "human_eval.csv").read_text().count("\n") == 5
+    raw = (tmp_path / "out" / "verdicts.csv").read_text().splitlines()
+    assert len(raw) == 1 + 2 * 3 * 4 and raw[0].startswith("annotator,item_id,task_id")
     r = CliRunner().invoke(cli, ["ui", "export", "--judgements", str(tmp_path / "missing.sqlite")])
     assert r.exit_code == 1 and "no such judgement file" in r.output
     r = CliRunner().invoke(cli, ["ui", "export", "--judgements", str(j), "--study", "nope"])
