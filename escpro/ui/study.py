@@ -16,6 +16,7 @@ import itertools
 import json
 import random
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from escpro.errors import DataError
@@ -60,14 +61,11 @@ class Study:
     tasks: tuple[Task, ...]  # in the order every annotator receives them
 
     def task(self, task_id: str) -> Task | None:
-        return self._by_id().get(task_id)
+        return self._by_id.get(task_id)
 
+    @cached_property
     def _by_id(self) -> dict[str, Task]:
-        cache = self.__dict__.get("_task_index")
-        if cache is None:
-            cache = {t.task_id: t for t in self.tasks}
-            object.__setattr__(self, "_task_index", cache)
-        return cache
+        return {t.task_id: t for t in self.tasks}
 
     def describe(self) -> dict:
         return {

@@ -100,7 +100,10 @@ def test_two_annotators_three_tasks_then_export(browser, ui_data, tmp_path, hand
                 for crit, outcome in zip(CRITS, outcomes):
                     cso_is_a = a_sys == "cso"
                     choice = "tie" if outcome == "tie" else ("A" if (outcome == "win") == cso_is_a else "B")
-                    page.check(f"input[name={crit}][value={choice}]")
+                    if annotator == "bob":  # bob answers with the keyboard: a / t / b
+                        page.keyboard.press({"A": "a", "tie": "t", "B": "b"}[choice])
+                    else:
+                        page.check(f"input[name={crit}][value={choice}]")
                     page.wait_for_selector(f"tr[data-criterion={crit}] .saved:text-is('saved')")
                     given[crit].append(outcome)
                     by_task.setdefault((task, crit), []).append(outcome)

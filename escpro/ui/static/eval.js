@@ -47,7 +47,17 @@
   });
   document.addEventListener("keydown", (ev) => {
     if (ev.target.tagName === "TEXTAREA" || ev.target.tagName === "INPUT" && ev.target.type !== "radio") return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (ev.key === "n" && next.getAttribute("aria-disabled") === "false") next.click();
+    const value = { a: "A", t: "tie", b: "B" }[ev.key.toLowerCase()];
+    if (!value) return;
+    // a / t / b answer the first criterion still open
+    const open = Array.from(form.querySelectorAll("tr[data-criterion]"))
+      .find((tr) => !tr.querySelector("input:checked"));
+    if (!open) return;
+    const inp = open.querySelector(`input[value="${value}"]`);
+    inp.checked = true;
+    inp.dispatchEvent(new Event("change"));
   });
   refresh();
 })();
