@@ -3,14 +3,17 @@ has one writer and the tree cache lives in memory)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from escpro.ui.app import build_state, create_app
+from escpro.errors import ConfigError
+from escpro.ui.app import create_app
 from escpro.ui.options import UiOptions, check_options
+from escpro.ui.state import build_state
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,21 @@ def prepare(opts: UiOptions):
                         state.study.describe() if state.study else None)
 
 
+def check_port(host: str, port: int) -> None:
+    """A one-line error now rather than uvicorn's log lines after start-up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): pass another --port") from None
+
+
 def serve(app, opts: UiOptions) -> None:
     import uvicorn
 
+    check_port(opts.host, opts.port)
     uvicorn.run(app, host=opts.host, port=opts.port, log_level="warning", server_header=False,
                 access_log=False, workers=1)
 

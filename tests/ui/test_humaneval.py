@@ -155,3 +155,14 @@ def test_export_cli(tmp_path):
     assert r.exit_code == 1 and "no such judgement file" in r.output
     r = CliRunner().invoke(cli, ["ui", "export", "--judgements", str(j), "--study", "nope"])
     assert r.exit_code == 1 and "no study 'nope'" in r.output
+
+
+def test_port_in_use_is_one_line(ui_data):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        r = CliRunner().invoke(cli, ["ui", "--db", str(ui_data.db), "--port", str(port)])
+    assert r.exit_code == 2 and "cannot listen on 127.0.0.1" in r.output and "--port" in r.output
