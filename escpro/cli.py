@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "train": ("escpro.commands.train", "train", "Train a supporter model: sft, dpo (CSO), ipo, simpo, kto, orpo.", "training"),
     "eval": ("escpro.commands.eval", "eval_group", "Build test sets, generate predictions, report tables.", "evaluation"),
     "score": ("escpro.commands.score", "score", "Score predictions: Q, Qw, preference bias B, ROUGE-L.", "evaluation"),
+    "ui": ("escpro.commands.ui", "ui", "Web app: browse trees and pairs, run the human evaluation.", "the web UI"),
     "demo": ("escpro.commands.demo", "demo", "Run the whole pipeline on bundled seeds with a small model.", "the end-to-end demo"),
 }
 
