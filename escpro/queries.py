@@ -196,6 +196,6 @@ def read_sql(sql: str | None, sql_file: Path | None, stdin: Any) -> str:
         raise QueryError("no SQL: give it as an argument, with --file FILE, or on standard input")
     else:
         text = sql
-    if not text.strip():
-        raise QueryError("the SQL is empty")
+    if not text.strip().strip(";").strip():
+        raise QueryError("the SQL statement is empty: pass one, e.g. \"SELECT count(*) FROM nodes\"")
     return text

@@ -75,6 +75,7 @@ def query(db, sql, sql_file, fmt, output, max_width, timeout_s, config_path, as_
         sys.stdout.flush()
         return
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(output, data)
     except OSError as exc:
         raise QueryError(f"--output {output}: cannot write ({exc.strerror or exc})") from None

@@ -123,7 +123,7 @@ def test_internal_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, g
     def boom(*a, **k):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(q, "run_query", boom)
+    monkeypatch.setattr(q, "_run", boom)
     r = run_cli(["query", "--db", good["db"], "SELECT 1"])
     line = assert_one_line_error(r)
     assert "internal error: ZeroDivisionError: a bug" in line and "--log-level debug" in line

@@ -57,15 +57,16 @@ def test_card_front_matter_and_provenance(built):
         assert needle in text, needle
 
 
-def test_load_dataset_reads_the_directory(built):
+def test_load_dataset_reads_the_directory(built, tmp_path):
     import datasets
 
     _, out = built
+    cache = str(tmp_path / "hf-cache")  # a shared cache can hold an older build's copy of these paths
     manifest = json.loads((out / "manifest.json").read_text())
-    pairs = datasets.load_dataset(str(out), split="train")  # the default config
+    pairs = datasets.load_dataset(str(out), split="train", cache_dir=cache)  # the default config
     assert len(pairs) == manifest["counts"]["pairs"] and {"prompt", "chosen", "rejected"} <= set(pairs.column_names)
     for config, key in (("kto", "kto"), ("sft", "sft"), ("pairs_strict", "pairs")):
-        ds = datasets.load_dataset(str(out), config, split="train")
+        ds = datasets.load_dataset(str(out), config, split="train", cache_dir=cache)
         assert len(ds) == manifest["counts"][key], config
 
 
