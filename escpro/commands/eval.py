@@ -24,7 +24,7 @@ def eval_group() -> None:
     (B) and ROUGE-L, on turn-level test sets, with the paper's decoding baselines."""
 
 
-@escpro_command(eval_group, name="testset")
+@escpro_command(eval_group, name="testset", config=True)
 @click.option("--seeds", "seeds_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Held-out seed dialogues (ExTES, ESConv or canonical JSONL).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -78,7 +78,7 @@ def testset(seeds_path, out, taxonomy, kang, min_window, max_window, per_dialogu
     ))
 
 
-@escpro_command(eval_group, name="run")
+@escpro_command(eval_group, name="run", config=True)
 @click.option("--model", "model", default=None, help="Model: HF id or local dir (transformers, vllm-offline), "
               "GGUF dir (llamacpp), served model name (openai), anything (sim).")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None, help="PEFT LoRA adapter directory.")
@@ -168,7 +168,7 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
 @click.option("--reference-table", "ref_tables", multiple=True,
               help="With --reference: these paper tables instead of Table 2 (2, 4, 9, 10, 11 or all); repeatable.")
 @click.option("--ci/--no-ci", default=True, show_default=True, help="Show bootstrap intervals when present.")
-def report(run_dirs, out, reference, ref_tables, ci, config_path, as_json, log_level):
+def report(run_dirs, out, reference, ref_tables, ci, as_json, log_level):
     """Table of Q, B, Qw and R-L (percent, B raw) over run directories, shaped like the paper's
     Table 2: one row per model and method. Directories that are not eval runs (no scores.json)
     are skipped with a note, so `runs/*` works on a folder that also holds training runs.

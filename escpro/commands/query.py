@@ -57,7 +57,7 @@ Examples:
               help="--format table only: cut cells wider than this many characters (0: never).")
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True,
               help="Seconds to keep retrying while a running build holds the file (it lets go within its commit_interval_s).")
-def query(db, sql, sql_file, fmt, output, max_width, timeout_s, config_path, as_json, log_level):  # noqa: ARG001
+def query(db, sql, sql_file, fmt, output, max_width, timeout_s, as_json, log_level):  # noqa: ARG001
     if as_json and fmt not in (None, "json"):
         raise QueryError(f"--json and --format {fmt} disagree; give one")
     fmt = fmt or ("json" if as_json else "table")

@@ -55,7 +55,7 @@ def _overrides(cli: dict[str, Any], extra: tuple[str, ...], config_path: Path | 
     return kv
 
 
-@escpro_command(name="train", help=HELP, context_settings={"show_default": True})
+@escpro_command(name="train", config=True, help=HELP, context_settings={"show_default": True})
 @click.argument("overrides", nargs=-1)
 @click.option("--method", type=click.Choice(["sft", "dpo", "ipo", "simpo", "kto", "orpo"]), default=None,
               help="Training method (dpo = CSO). Overrides the recipe.")

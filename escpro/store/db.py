@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from escpro.errors import EscproError
-from escpro.store.schema import DDL, SCHEMA_VERSION
+from escpro.store.schema import COLUMNS, DDL, SCHEMA_VERSION, check_row
 
 # DuckDB's messages when another process holds the file ("block" in a checksum error is not one)
 _LOCK_MARKERS = ("could not set lock", "conflicting lock", "being used by another")
@@ -187,21 +187,7 @@ def connect(
         withdraw_read(marker)
 
 
-# ---- schema ----
-_TYPE_RE = re.compile(r"^\s+(\w+)\s+([A-Z]+)", re.M)
-
-
-def expected_columns() -> dict[str, list[tuple[str, str]]]:
-    """table -> [(column, DuckDB type)] parsed from the DDL (the single source of truth)."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    for block in DDL.split("CREATE TABLE IF NOT EXISTS ")[1:]:
-        name = block.split("(", 1)[0].strip()
-        body = block.split("(", 1)[1]
-        out[name] = [(m.group(1), m.group(2)) for m in _TYPE_RE.finditer(body)]
-    return out
-
-
-COLUMNS = expected_columns()
+# ---- schema (generated from the row types in store/schema.py) ----
 
 _ARROW = {
     "TEXT": pa.string(),
@@ -215,8 +201,11 @@ _ARROW = {
 
 
 def arrow_table(table: str, rows: list[dict]) -> pa.Table:
-    """Rows (dicts, missing keys = NULL) as an arrow table typed like the DuckDB table."""
+    """Rows as an arrow table typed like the DuckDB table; every row is checked against its row
+    type first (schema.check_row: an unknown or missing key is an error, not a NULL)."""
     cols = COLUMNS[table]
+    for r in rows:
+        check_row(table, r)
     arrays = {}
     for name, typ in cols:
         arrays[name] = pa.array([r.get(name) for r in rows], type=_ARROW[typ])
