@@ -122,7 +122,7 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
     """
     from escpro.config import load_config
     from escpro.errors import ConfigError
-    from escpro.evaluate.run import run_eval
+    from escpro.evaluate.run import EvalOptions, evaluate
     from escpro.evaluate.scoring import format_text
 
     model_over: dict = {"model": model, "adapter": adapter, "backend": backend,
@@ -150,12 +150,12 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
         cfg.model.max_tokens = max_new_tokens
     if not cfg.model.model:
         raise ConfigError("--model is required (or eval.model.model in --config, or --endpoints)")
-    res = run_eval(cfg, testset_path, out, name=name, method=method, mode=mode, overwrite=overwrite, limit=limit,
-                   progress=not as_json)
-    emit(res, as_json, lambda: (
-        f"{res['name']} [{res['method']}]: {res['generated']} generated, {res['resumed']} resumed, "
-        f"{res['failed_calls']} failed calls, {res['seconds']} s -> {out}\n"
-        + format_text(res["scores"])
+    res = evaluate(EvalOptions(config=cfg, testset=testset_path, out=out, name=name, method=method,
+                               mode=mode, overwrite=overwrite, limit=limit, progress=not as_json))
+    emit(res.to_dict(), as_json, lambda: (
+        f"{res.name} [{res.method}]: {res.generated} generated, {res.resumed} resumed, "
+        f"{res.failed_calls} failed calls, {res.seconds} s -> {out}\n"
+        + format_text(res.scores)
     ))
 
 

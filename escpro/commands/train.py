@@ -99,7 +99,7 @@ def train(overrides, method, mode, model, data, out, dialogues, max_steps, resum
         plan["ok"] = True
         emit(plan, as_json, lambda: _plan_text(config_path, plan))
         return
-    from escpro.train.run import train as run_train
+    from escpro.train.run import run_train
 
     for note in lf_notes:
         click.echo(f"note: {note}", err=True)
@@ -107,7 +107,7 @@ def train(overrides, method, mode, model, data, out, dialogues, max_steps, resum
     # stdout carries only escpro's result (one JSON document with --json): anything a library
     # prints there during the run goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
-        summary = run_train(cfg, train_section=section, progress=not (no_progress or as_json))
+        summary = run_train(cfg, train_section=section, progress=not (no_progress or as_json)).summary
     emit(summary, as_json, lambda: _summary_text(summary))
 
 

@@ -1,8 +1,8 @@
 """`escpro demo` as a library call: bundled seeds -> build -> extract -> stats -> SFT -> DPO -> eval.
 
 Each step calls the library entry point of its stage (escpro.build.run_build,
-escpro.extract.run.run_extract, escpro.extract.stats_run.run_stats, escpro.train.run.train
-(twice: SFT, then DPO from the SFT model), escpro.evaluate.run.run_eval) with the demo's small
+escpro.extract.run.run_extract, escpro.extract.stats_run.run_stats, escpro.train.run.run_train
+(twice: SFT, then DPO from the SFT model), escpro.evaluate.run.evaluate) with the demo's small
 settings, and leaves in OUT exactly what the printed command would have left. OUT/config.yaml holds the resolved
 config, so every printed command can be pasted to redo a step by hand.
 """
@@ -227,7 +227,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     # --- sft + train ----------------------------------------------------------------------------
     from escpro.train.models import start_source
-    from escpro.train.run import train as run_train
+    from escpro.train.run import run_train
 
     def sft_step(rec: StepRecord) -> None:
         scfg = sft_train_config(cfg.train, demo).model_copy(
@@ -235,7 +235,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         rec.command = shell_join(["escpro", "train", "--config", config_arg, "--method", "sft", "--data",
                                   files["esc_pro"], "--out", files["sft"], *_kv_args(demo.sft_train)])
         with _stdout_to_stderr(not opts.progress):
-            s = run_train(scfg, progress=opts.progress)
+            s = run_train(scfg, progress=opts.progress).summary
         rec.info = _train_info(s)
         rec.outputs["LoRA adapter"] = str(files["sft"] / "adapter")
         rec.outputs["training curve"] = str(files["sft"] / "training_curve.png")
@@ -256,7 +256,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         rec.command = shell_join(["escpro", "train", "--config", config_arg, "--data", files["esc_pro"],
                                   "--out", files["train"], *extra])
         with _stdout_to_stderr(not opts.progress):
-            s = run_train(tcfg, progress=opts.progress)
+            s = run_train(tcfg, progress=opts.progress).summary
         state["base"] = start_source(tcfg).base
         rec.info = _train_info(s)
         rec.outputs["LoRA adapter"] = str(files["train"] / "adapter")
@@ -271,7 +271,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     # --- eval -------------------------------------------------------------------------------
     def eval_step(rec: StepRecord) -> None:
-        from escpro.evaluate.run import run_eval
+        from escpro.evaluate.run import EvalOptions, evaluate
         from escpro.evaluate.testsets import turn_items, write_items
         from escpro.evaluate.trained import resolve_train_output
         from escpro.seeds.load import load_seeds
@@ -298,10 +298,11 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             ecfg = cfg.eval.model_copy(update={"model": binding})
             run_dir = files["eval"] / label
             with _stdout_to_stderr(not opts.progress):
-                res = run_eval(ecfg, files["testset"], run_dir, name=f"{label}", method=method, mode=mode,
-                               overwrite=True, limit=limit, progress=opts.progress)
-            rec.info["runs"][label] = run_scores(res["scores"], {
-                "dir": str(run_dir), "seconds": res.get("seconds"), "failed_calls": res.get("failed_calls")})
+                res = evaluate(EvalOptions(config=ecfg, testset=files["testset"], out=run_dir, name=label,
+                                           method=method, mode=mode, overwrite=True, limit=limit,
+                                           progress=opts.progress))
+            rec.info["runs"][label] = run_scores(res.scores, {
+                "dir": str(run_dir), "seconds": res.seconds, "failed_calls": res.failed_calls})
             rec.outputs[f"scores ({label})"] = str(run_dir / "scores.json")
             echo(f"      {label:<8} {fmt_scores(rec.info['runs'][label])}")
         state["sample_prediction"] = _first_prediction(files["eval"] / "trained" / "predictions.jsonl")
