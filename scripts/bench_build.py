@@ -187,10 +187,6 @@ def run_escpro(seeds: Path, db: Path, server: SimServer, args) -> ArmResult:
                       concurrency=args.client_concurrency, trees=args.seeds)
     chains = Chains()
     rs = counted_roleset(cfg, chains, args.random_seed)
-    if args.close_per_commit:  # as if a reader always waited: open, commit, close per interval
-        import escpro.store.writer as writer
-
-        writer.readers_waiting = lambda path: True
     before, scpu0 = server.requests(), server.cpu_s()
     cpu0, t0 = time.process_time(), time.perf_counter()
     summary = run_build(BuildOptions(seeds=seeds, db=db, config=cfg, random_seed=args.random_seed,
@@ -284,7 +280,6 @@ def report(args, esc: ArmResult, base: ArmResult | None, load: tuple[float, floa
     out = {
         "seeds": args.seeds, "turns": args.turns, "iterations": args.iterations,
         "latency_ms": args.latency_ms, "capacity": args.capacity, "reuse": args.reuse,
-        "close_per_commit": args.close_per_commit,
         "wall_s": round(esc.wall_s, 3),
         "baseline_wall_s": round(base.wall_s, 3) if base else None,
         "speedup_vs_baseline": round(base.wall_s / esc.wall_s, 2) if base else None,
@@ -350,9 +345,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "--capacity, as a build configured for this server would use)")
     p.add_argument("--random-seed", type=int, default=0, help="sampling seed of every call (default 0)")
     p.add_argument("--keep", type=Path, default=None, help="keep the escpro arm's DuckDB file here")
-    p.add_argument("--close-per-commit", action="store_true",
-                   help="the writer closes the file after every commit (DuckDB's documented "
-                        "multi-process pattern; measured against the reader hand-off in docs/build.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     if args.client_concurrency is None:

@@ -1,8 +1,8 @@
 """`escpro query`: read-only SQL over a build file, safe while the build runs.
 
-A running build keeps the file open between its commits; the query leaves a request for it
-(store/db.py: readers_dir), the build closes the file after its next commit (within
-commit_interval_s), and the query opens it read-only, retrying for a bounded time. Formatting
+A running build holds the file only while it commits (open, write, close once per
+commit_interval_s: store/db.py); the query opens it read-only between two commits, retrying for
+a bounded time while a commit holds the lock. Formatting
 and output files: escpro/queries.py.
 """
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -131,7 +130,13 @@ c.close()
 """
 
 
-def test_writer_holds_the_file_between_commits_until_a_reader_asks(tmp_path):
+PLAIN = "import duckdb, sys; print(duckdb.connect(sys.argv[1], read_only=True).execute('SELECT count(*) FROM nodes').fetchone()[0])"
+
+
+def test_any_reader_gets_in_between_commits_without_asking(tmp_path):
+    """DuckDB's multi-process pattern: each commit opens, writes and closes the file, so a plain
+    duckdb client (no escpro, no request) reads between two commits, and escpro's reader, which
+    retries while a commit holds the lock, never waits longer than about one commit."""
     db = tmp_path / "w.duckdb"
     con = connect(db)
     ensure_schema(con)
@@ -146,19 +151,21 @@ def test_writer_holds_the_file_between_commits_until_a_reader_asks(tmp_path):
                               nodes=[node(f"t/r.{i}", 0.5, 1)]))
             await w.flush()
 
-        for i in range(3):  # several commits on one open file
+        for i in range(3):
             await commit(i)
-        assert w.commits == 3 and w.reopens == 1
-        plain = subprocess.run(  # held: a reader that does not ask is refused
-            [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True)",
-             str(db)], capture_output=True, text=True)
-        assert plain.returncode != 0 and "lock" in plain.stderr.lower()
+        assert w.commits == 3 and w.opens == 3  # one open per commit, nothing held in between
+        plain = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", PLAIN, str(db), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(plain.communicate(), 30)
+        assert plain.returncode == 0, err.decode()
+        assert int(out) == 3
         reader = await asyncio.create_subprocess_exec(
             sys.executable, "-c", READ, str(db), stdout=asyncio.subprocess.PIPE)
         i = 3
-        while reader.returncode is None and i < 200:  # commits go on while the reader asks,
-            await commit(i)  # gets in and leaves
-            await asyncio.sleep(0.1)
+        while reader.returncode is None and i < 200:  # commits go on while the reader reads
+            await commit(i)
+            await asyncio.sleep(0.05)
             i += 1
         out, _ = await asyncio.wait_for(reader.communicate(), 30)
         await commit(i)
@@ -166,28 +173,12 @@ def test_writer_holds_the_file_between_commits_until_a_reader_asks(tmp_path):
         return w, i + 1, out.decode().split()
 
     w, n, (count, waited) = asyncio.run(main())
-    assert int(count) >= 3 and float(waited) < 10  # it saw the commits made before it got in
-    assert w.reopens >= 2 and w.commits == n
-    assert not (tmp_path / "w.duckdb.readers").exists()  # the request is withdrawn
+    assert int(count) >= 3 and float(waited) < 5  # it saw the commits made before it got in
+    assert w.commits == n
+    assert not (tmp_path / "w.duckdb.readers").exists()  # no hand-off files any more
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM nodes").fetchone() == (n,)
     con.close()
-
-
-def test_requests_of_dead_readers_are_dropped(tmp_path):
-    from escpro.store.db import readers_dir, readers_waiting
-
-    db = tmp_path / "w.duckdb"
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    d = readers_dir(db)
-    d.mkdir()
-    (d / f"{proc.stdout.strip()}-1").touch()  # that process has exited
-    assert not readers_waiting(db)
-    assert not d.exists()  # the request and its empty directory are gone
-    d.mkdir()
-    (d / f"{os.getpid()}-2").touch()
-    assert readers_waiting(db)
 
 
 def test_a_row_with_an_unknown_or_missing_key_is_refused_not_stored_as_null(tmp_path):
@@ -204,6 +195,7 @@ def test_a_row_with_an_unknown_or_missing_key_is_refused_not_stored_as_null(tmp_
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM nodes").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM trees").fetchone() == (0,)  # nothing of the batch
+    con.close()
     # the writer stamps updated_at itself: a tree row may leave it out
     b = Batch()
     b.add(Delta({k: v for k, v in tree(tree_id="t", status="done").items() if k != "updated_at"}))
