@@ -224,21 +224,7 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> BuildResult:
         if random_seed is None:
             random_seed = first.get("random_seed")
     existing, nodes = old.trees, old.nodes
-    choice = choose_roles(
-        cfg.roles, backend="sim" if opts.dry_run else opts.backend,
-        endpoints=None if opts.dry_run else opts.endpoints,
-        recorded=latest_record(old.runs) if old.runs else None,
-        allow_change=opts.allow_role_change, db=db,
-    )
-    if roleset is None:
-        from escpro.roles.roleset import build_roleset
-
-        roleset = build_roleset(choice.roles, tax, random_seed=random_seed)
-    if hasattr(roleset, "describe"):
-        role_backends = roleset.describe()
-    else:
-        role_backends = {r: {"backend": b["backend"], "model": b["model"]}
-                         for r, b in choice.record.items()}
+    choice, roleset, role_backends = _roles(opts, cfg, old, db, tax, random_seed, roleset)
     run_id = f"run-{now_utc():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     prompts = roleset.template_record() if hasattr(roleset, "template_record") else None
     run_row = _run_row(opts, cfg, run_id=run_id, roles=role_backends, choice=choice, old=old,
@@ -262,6 +248,26 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> BuildResult:
         sim_roles=[r for r, b in role_backends.items() if b.get("backend") == "sim"],
         stats=stats, stored=stored,
     )
+
+
+def _roles(opts: BuildOptions, cfg: AppConfig, old: Existing, db: Path, tax, random_seed, roleset):
+    """(the role choice, the role set that plays it, each role's backend and model as recorded)."""
+    choice = choose_roles(
+        cfg.roles, backend="sim" if opts.dry_run else opts.backend,
+        endpoints=None if opts.dry_run else opts.endpoints,
+        recorded=latest_record(old.runs) if old.runs else None,
+        allow_change=opts.allow_role_change, db=db,
+    )
+    if roleset is None:
+        from escpro.roles.roleset import build_roleset
+
+        roleset = build_roleset(choice.roles, tax, random_seed=random_seed)
+    if hasattr(roleset, "describe"):
+        role_backends = roleset.describe()
+    else:
+        role_backends = {r: {"backend": b["backend"], "model": b["model"]}
+                         for r, b in choice.record.items()}
+    return choice, roleset, role_backends
 
 
 def _run_row(opts: BuildOptions, cfg: AppConfig, *, run_id: str, roles: dict, choice, old: Existing,
