@@ -91,7 +91,7 @@ def tree_checks(con, extract_dir: Path) -> tuple[dict, list[str]]:
 def eval_checks(eval_dir: Path) -> tuple[dict, list[str]]:
     preds = [json.loads(x) for x in (eval_dir / "predictions.jsonl").read_text().splitlines() if x.strip()]
     scores = json.loads((eval_dir / "scores.json").read_text())
-    answered = sum(1 for p in preds if (p.get("response") or p.get("prediction") or p.get("text")))
+    answered = sum(1 for p in preds if p.get("status") == "ok" and (p.get("raw") or "").strip())
     failures = [] if answered else ["evaluation: no prediction has an answer"]
     return {"predictions": len(preds), "answered": answered, "scores": scores}, failures
 
