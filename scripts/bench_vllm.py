@@ -199,6 +199,8 @@ def main() -> int:
     ap.add_argument("--config", type=Path, default=REPO / "configs" / "build" / "vllm-cpu.yaml")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--iterations", type=int, default=1)
+    ap.add_argument("--tree-parallel", type=int, default=1,
+                    help="iterations of one tree in flight (more concurrent calls from few trees)")
     ap.add_argument("--concurrency", type=int, default=32, help="load generator: requests in flight")
     ap.add_argument("--no-ordering", action="store_true", help="skip the three ordering replays")
     ap.add_argument("--validity", type=int, default=0, help="only measure the schema-valid rate over N contexts")
@@ -208,11 +210,13 @@ def main() -> int:
     args = ap.parse_args()
     cfg = load_config(args.config)
     cfg = cfg.model_copy(update={"build": cfg.build.model_copy(update={
-        "min_iterations": args.iterations, "max_iterations": args.iterations, "reuse_answers": False})})
+        "min_iterations": args.iterations, "max_iterations": args.iterations, "reuse_answers": False,
+        "tree_parallel": args.tree_parallel})})
     work = Path(tempfile.mkdtemp(prefix="bench-vllm-"))
     ctx = (contextlib.nullcontext(args.endpoints) if args.endpoints
            else start_server(work, not args.no_whitespace_flag))
-    out: dict = {"seeds": args.seeds, "iterations": args.iterations, "concurrency": args.concurrency}
+    out: dict = {"seeds": args.seeds, "iterations": args.iterations, "tree_parallel": args.tree_parallel,
+                 "concurrency": args.concurrency}
     with ctx as eps:
         ep = json.loads(Path(eps).read_text())["strategy"]
         base = ep["base_url"] if isinstance(ep["base_url"], str) else ep["base_url"][0]
