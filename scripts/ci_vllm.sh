@@ -38,7 +38,7 @@ stop_server() {
 trap stop_server EXIT
 "$PY" -m escpro serve --config serving/cpu.yaml --endpoints-out "$W/E.json" >"$W/serve.out" 2>"$W/serve.err" &
 SERVE_PID=$!
-deadline=$(( $(date +%s) + 1500 ))
+deadline=$(( $(date +%s) + 1900 ))  # serve itself gives up after health_timeout_s (1800)
 until [ -s "$W/E.json" ]; do
   if ! kill -0 "$SERVE_PID" 2>/dev/null; then echo "escpro serve exited:"; cat "$W/serve.err"; tail -20 serve-logs/*.log; exit 1; fi
   if [ "$(date +%s)" -gt "$deadline" ]; then echo "vLLM not healthy in time"; tail -20 serve-logs/*.log; exit 1; fi
