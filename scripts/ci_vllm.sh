@@ -78,8 +78,12 @@ code=0; wait "$SERVE_PID" || code=$?
 trap - EXIT
 [ "$code" -eq 0 ] || { echo "escpro serve exited with $code on SIGTERM"; exit 1; }
 grep -q "servers stopped" "$W/serve.err" || { echo "no clean stop reported"; exit 1; }
+# Every process of each server's group must be gone (zombies waiting for init to reap them are
+# gone already: they hold no memory and no port); allow a few seconds for the last exits.
+alive() { ps -o stat= -g "$1" 2>/dev/null | grep -vq '^Z'; }
 for pid in $child_pids; do
-  if kill -0 "$pid" 2>/dev/null || pgrep -g "$pid" >/dev/null 2>&1; then echo "vLLM process group $pid still running"; exit 1; fi
+  for _ in $(seq 15); do alive "$pid" || break; sleep 1; done
+  if alive "$pid"; then echo "vLLM process group $pid still running:"; ps -o pid,stat,cmd -g "$pid"; exit 1; fi
 done
 if "$PY" -c 'import sys,urllib.request; urllib.request.urlopen(sys.argv[1]+"/health", timeout=3)' "$ROOT" 2>/dev/null; then
   echo "something still answers on $ROOT"; exit 1
