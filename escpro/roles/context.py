@@ -136,6 +136,12 @@ class RoleWindow:
             return None
         return self.max_model_len - self.max_tokens - SAFETY_TOKENS
 
+    @property
+    def unbounded(self) -> bool:
+        """The server was asked and named no length: nothing to fit, ever (the role set then
+        drops the window, so calls to such servers pay nothing)."""
+        return self.max_model_len is None and self._asking is not None and self._asking.done()
+
     async def count(self, prompt: Prompt) -> tuple[int, bool]:
         """(tokens, exact?)"""
         if self.tokenizer is not None:

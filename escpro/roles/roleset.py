@@ -98,6 +98,8 @@ class ConcreteRoleSet:
         if window is None:
             return self._request(role, render(ctx), meta), 0
         fit = await fit_prompt(role, window, ctx, render)
+        if window.unbounded:
+            self.windows[role] = None
         req = self._request(role, fit.prompt, meta)
         if fit.max_tokens is not None:
             req = dataclasses.replace(req, sampling=dataclasses.replace(req.sampling, max_tokens=fit.max_tokens))

@@ -109,3 +109,21 @@ def test_roleset_fits_and_records_truncated_turns_over_http():
 def test_no_window_no_fitting():
     rs = build_roleset(RolesConfig(), TAX)  # sim backend: no context length known
     assert all(w is None for w in rs.windows.values())
+
+
+def test_a_server_without_a_length_is_asked_once_then_left_alone():
+    with SimServerThread() as srv:  # its /v1/models names no max_model_len
+        binding = {"backend": "openai", "base_url": srv.base_url, "model": "sim"}
+        cfg = RolesConfig.model_validate({r: binding for r in ("seeker", "supporter", "strategy", "reward")})
+        rs = build_roleset(cfg, TAX)
+        assert rs.windows["strategy"] is not None
+
+        async def go():
+            try:
+                return [await rs.score_strategies(long_dialogue(3)) for _ in range(2)]
+            finally:
+                await rs.aclose()
+
+        outs = asyncio.run(go())
+    assert all(o.ok and o.result.truncated_turns == 0 for o in outs)
+    assert rs.windows["strategy"] is None
