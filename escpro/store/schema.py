@@ -141,6 +141,7 @@ class CallRow:
     response: str | None = col("TEXT")
     attempts: int | None = col("INTEGER")
     cached: bool | None = col("BOOLEAN")
+    truncated_turns: int | None = col("INTEGER")
 
 
 ROW_TYPES: dict[str, type] = {
