@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from escpro.errors import ConfigError
-from escpro.paths import configs_dir
+from escpro.paths import data_path
 
 BUILTIN = ("cso8", "esconv8")
 
@@ -147,7 +147,7 @@ def load_taxonomy(name_or_path: str = "cso8") -> Taxonomy:
     """A built-in taxonomy by name (cso8, esconv8) or a YAML file of the same shape."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = configs_dir() / "taxonomy" / f"{name_or_path}.yaml"
+        path = data_path("taxonomy") / f"{name_or_path}.yaml"
         if not path.exists():
             raise ConfigError(
                 f"unknown taxonomy '{name_or_path}': use one of {', '.join(BUILTIN)} or a YAML file"

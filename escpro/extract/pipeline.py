@@ -128,7 +128,7 @@ def manifest(
     return {
         "dataset": "ESC-Pro",
         "escpro_version": __version__,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "db": str(db_path),
         "db_sha256": dbio.file_sha256(db_path),
         "run_ids": [r.run_id for r in ex.runs],

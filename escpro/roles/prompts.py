@@ -1,4 +1,4 @@
-"""Prompts of the four roles, rendered from editable templates in configs/prompts/.
+"""Prompts of the four roles, rendered from editable templates in escpro/data/prompts/.
 
 Each role has one YAML template with three `string.Template` texts: `system` and `user` (the chat
 messages for models with a chat template) and `transcript` (a plain text a base model continues).
@@ -26,7 +26,7 @@ import yaml
 
 from escpro import paper_defaults as P
 from escpro.errors import ConfigError
-from escpro.paths import configs_dir
+from escpro.paths import data_path
 from escpro.roles.api import DialogueContext
 from escpro.roles.schemas import json_keys_hint, reward_schema, strategy_schema
 from escpro.taxonomy import Taxonomy
@@ -75,7 +75,7 @@ class Prompt:
 
 
 def default_prompts_dir() -> Path:
-    return configs_dir() / "prompts"
+    return data_path("prompts")
 
 
 def _template_path(role: str, prompts_dir: str | Path | None) -> Path:

@@ -115,7 +115,7 @@ class ConcreteRoleSet:
                 async with _timeout(budget):
                     return (await model.generate([req]))[0]
             return (await asyncio.wait_for(model.generate([req]), budget))[0]
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return RoleResult(req, "timeout", error=f"no answer within {budget:g} s",
                               backend=model.backend, model=model.model, latency_ms=budget * 1000)
         except Exception as exc:  # a backend bug must not take the tree down

@@ -299,7 +299,7 @@ class OpenAIModel:
                 raw = await resp.read()
                 _check_status(resp.status, raw, resp.headers.get("Retry-After"))
                 return raw
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _Retryable("timeout", f"no response within {self.timeout_s:g} s") from None
         except aiohttp.ClientPayloadError as exc:
             raise _Retryable("error", f"truncated response body: {exc}") from None
