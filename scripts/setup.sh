@@ -11,7 +11,7 @@ VENV="${ESCPRO_VENV:-.venv}"
 EXTRAS="${ESCPRO_EXTRAS:-cpu,train,server,dev}"
 PY="${PYTHON:-python3}"
 
-"$PY" -c 'import sys; assert sys.version_info >= (3, 10), "escpro needs Python >= 3.10"'
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), "escpro needs Python >= 3.11"'
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment $VENV"
   "$PY" -m venv "$VENV"

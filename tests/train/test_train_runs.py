@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from escpro.train.config import METHODS
+from escpro.train.methods import METHODS
 
 pytestmark = pytest.mark.slow
 
