@@ -18,12 +18,13 @@ from escpro.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
-def problem(err: Mapping[str, Any], prefix: Sequence[Any] = ()) -> str:
-    """'key.path: message' for one pydantic error, in escpro's words."""
+def problem(err: Mapping[str, Any], prefix: Sequence[Any] = (), unknown: str = "unknown key") -> str:
+    """'key.path: message' for one pydantic error, in escpro's words (`unknown` for a key the
+    format does not have)."""
     loc = ".".join(str(p) for p in (*prefix, *err["loc"]))
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
+        msg = unknown
     elif err["type"] in ("model_type", "dict_type"):
         msg = "a mapping is required"
     elif err["type"] == "missing":
@@ -33,23 +34,25 @@ def problem(err: Mapping[str, Any], prefix: Sequence[Any] = ()) -> str:
     return f"{loc or '(top level)'}: {msg}"
 
 
-def problems_message(source: str | Path, exc: ValidationError, prefix: Sequence[Any] = ()) -> str:
+def problems_message(source: str | Path, exc: ValidationError, prefix: Sequence[Any] = (),
+                     unknown: str = "unknown key") -> str:
     """'source: k1: m1; k2: m2' with every problem of `exc` (one line, however many)."""
     seen: list[str] = []
     for err in exc.errors():
-        p = problem(err, prefix)
+        p = problem(err, prefix, unknown if len(err["loc"]) == 1 else "unknown key")
         if p not in seen:
             seen.append(p)
     return f"{source}: " + "; ".join(seen)
 
 
 def validate_file(model: type[M], data: Any, source: str | Path, *,
-                  context: dict[str, Any] | None = None) -> M:
-    """`data` (parsed from `source`) as `model`; ConfigError listing every problem otherwise."""
+                  context: dict[str, Any] | None = None, unknown_top: str = "unknown key") -> M:
+    """`data` (parsed from `source`) as `model`; ConfigError listing every problem otherwise.
+    `unknown_top` names what an unknown top-level key is (e.g. an unknown role)."""
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        raise ConfigError(problems_message(source, exc)) from None
+        raise ConfigError(problems_message(source, exc, unknown=unknown_top)) from None
 
 
 def read_yaml(path: Path, what: str) -> Any:
