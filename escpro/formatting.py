@@ -1,7 +1,7 @@
 """The supporter-model text format shared by extraction, training and evaluation.
 
 A system prompt lists the taxonomy's strategies with definitions, and every supporter turn is
-written "(<Strategy>) <reply>" (the authors' released data conversion, PAPER_NOTES.md section 4).
+written "(<Strategy>) <reply>" (the authors' released data conversion, docs/paper.md section 4).
 Keeping the writer and the parser in one module keeps train-time and eval-time text identical.
 """
 

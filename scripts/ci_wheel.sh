@@ -3,18 +3,19 @@
 # empty directory: proves every run-time file ships inside the package (docs/packaging.md).
 # Usage: scripts/ci_wheel.sh [WORKDIR]   (pip's cache makes the install fast on a warm machine)
 set -euo pipefail
+unset PYTHONPATH  # the installed wheel, never a checkout, must answer
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-$(mktemp -d)}"
 mkdir -p "$work"
 python3 -m venv "$work/venv"
 py="$work/venv/bin/python"
-"$py" -m pip install -q --upgrade pip
 "$py" -m pip wheel -q --no-deps -w "$work/dist" "$repo"
 # The sim demo trains and scores the tiny random model: CPU torch first (pinned, as scripts/setup.sh
-# does), then the wheel with the training extra, the smallest install that runs the demo.
+# does), then the wheel with the cpu (scoring: transformers + Outlines) and train extras: the
+# smallest install that runs the demo.
 "$py" -m pip install -q -c "$repo/constraints.txt" "torch==2.13.0"
 whl=$(ls "$work"/dist/escpro-*.whl)
-"$py" -m pip install -q -c "$repo/constraints.txt" "$whl[train]"
+"$py" -m pip install -q -c "$repo/constraints.txt" "$whl[cpu,train]"
 empty="$work/empty"
 mkdir -p "$empty"
 cd "$empty"

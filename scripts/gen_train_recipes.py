@@ -1,6 +1,6 @@
 """Write configs/train/<backbone>_<mode>_<method>.yaml: the paper's training recipes.
 
-Numbers come from escpro/paper_defaults.py (Tables 13 and 14, PAPER_NOTES.md section 5); this
+Numbers come from escpro/paper_defaults.py (Tables 13 and 14, docs/paper.md section 5); this
 script only lays them out, so a fix there plus a re-run updates every recipe. Run:
     python scripts/gen_train_recipes.py [--out configs/train]
 """

@@ -1,4 +1,4 @@
-"""One tree's MCTS, as straight-line async code that awaits role calls (PAPER_NOTES.md section 3,
+"""One tree's MCTS, as straight-line async code that awaits role calls (docs/paper.md section 3,
 "One iteration, precisely").
 
 The search state lives entirely in the nodes (kind, texts, prior, Q, N), the iteration count and

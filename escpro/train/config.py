@@ -1,6 +1,6 @@
 """`train:` config section (importing it must not import torch).
 
-One TrainConfig expresses every hyper-parameter of the paper's Tables 13/14 (PAPER_NOTES.md
+One TrainConfig expresses every hyper-parameter of the paper's Tables 13/14 (docs/paper.md
 section 5) plus what a TRL run needs. Batch sizes are GLOBAL, as in the paper: the per-device batch
 times gradient accumulation times the world size must equal `global_batch_size`; accumulation is
 derived at run time from the launcher's WORLD_SIZE. Names LLaMA-Factory users know are accepted as
