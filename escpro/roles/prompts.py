@@ -15,7 +15,6 @@ a `${background}` block too; with it off a non-seeker template that asks for `${
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from escpro import paper_defaults as P
+from escpro.atomic import sha256_text
 from escpro.errors import ConfigError
 from escpro.fileformat import read_yaml, validate_file
 from escpro.paths import data_path
@@ -124,7 +124,7 @@ def _load_one(role: str, path: Path) -> RoleTemplate:
         role=role,
         path=str(path),
         text=text,
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        sha256=sha256_text(text),
         system=parts.system,
         user=parts.user,
         transcript=parts.transcript,

@@ -9,7 +9,6 @@ Every problem is reported as one line naming the file and record, before any mod
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +33,6 @@ class TrainData:
     read: int
     selected_paths: list[str] | None = None
     notes: list[str] = field(default_factory=list)
-
-    def content_sha256(self) -> str:
-        h = hashlib.sha256()
-        for r in self.records:
-            h.update(json.dumps(r, sort_keys=True, ensure_ascii=False).encode())
-            h.update(b"\n")
-        return h.hexdigest()
 
 
 def _who_reads() -> str:

@@ -263,9 +263,9 @@ def _point_trackers(trainer: Any, out: Path) -> dict[str, str]:
 
 
 def _sha(text: str | None) -> str:
-    import hashlib
+    from escpro.atomic import sha256_text
 
-    return hashlib.sha256((text or "").encode()).hexdigest()
+    return sha256_text(text or "")
 
 
 def _records_sha(records: list[dict[str, Any]]) -> str:
