@@ -7,6 +7,7 @@ unset PYTHONPATH  # the installed wheel, never a checkout, must answer
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-$(mktemp -d)}"
 mkdir -p "$work"
+t0=$(date +%s)
 python3 -m venv "$work/venv"
 py="$work/venv/bin/python"
 "$py" -m pip wheel -q --no-deps -w "$work/dist" "$repo"
@@ -16,6 +17,7 @@ py="$work/venv/bin/python"
 "$py" -m pip install -q -c "$repo/constraints.txt" "torch==2.13.0"
 whl=$(ls "$work"/dist/escpro-*.whl)
 "$py" -m pip install -q -c "$repo/constraints.txt" "$whl[cpu,train]"
+echo "wheel built and installed in $(( $(date +%s) - t0 )) s"
 empty="$work/empty"
 mkdir -p "$empty"
 cd "$empty"
