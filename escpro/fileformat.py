@@ -7,7 +7,7 @@ wrong, all problems at once, so a user fixes a file in one pass instead of one e
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,10 +18,10 @@ from escpro.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
-def problem(err: Mapping[str, Any], prefix: Sequence[Any] = (), unknown: str = "unknown key") -> str:
+def problem(err: Mapping[str, Any], unknown: str = "unknown key") -> str:
     """'key.path: message' for one pydantic error, in escpro's words (`unknown` for a key the
     format does not have)."""
-    loc = ".".join(str(p) for p in (*prefix, *err["loc"]))
+    loc = ".".join(str(p) for p in err["loc"])
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = unknown
@@ -31,15 +31,16 @@ def problem(err: Mapping[str, Any], prefix: Sequence[Any] = (), unknown: str = "
         msg = "required key missing"
     elif err["type"] in ("value_error", "assertion_error"):
         msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if not loc:  # a check across keys names its keys itself
+            return msg
     return f"{loc or '(top level)'}: {msg}"
 
 
-def problems_message(source: str | Path, exc: ValidationError, prefix: Sequence[Any] = (),
-                     unknown: str = "unknown key") -> str:
+def problems_message(source: str | Path, exc: ValidationError, unknown: str = "unknown key") -> str:
     """'source: k1: m1; k2: m2' with every problem of `exc` (one line, however many)."""
     seen: list[str] = []
     for err in exc.errors():
-        p = problem(err, prefix, unknown if len(err["loc"]) == 1 else "unknown key")
+        p = problem(err, unknown if len(err["loc"]) == 1 else "unknown key")
         if p not in seen:
             seen.append(p)
     return f"{source}: " + "; ".join(seen)
