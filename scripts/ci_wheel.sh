@@ -10,7 +10,11 @@ mkdir -p "$work"
 t0=$(date +%s)
 python3 -m venv "$work/venv"
 py="$work/venv/bin/python"
-"$py" -m pip wheel -q --no-deps -w "$work/dist" "$repo"
+# Build from the tracked files only (what a clone holds; setuptools also writes build/ there).
+src="$work/src"
+mkdir -p "$src"
+git -C "$repo" ls-files -z | (cd "$repo" && tar --null -T - -cf -) | tar -xf - -C "$src"
+"$py" -m pip wheel -q --no-deps -w "$work/dist" "$src"
 # The sim demo trains and scores the tiny random model: CPU torch first (pinned, as scripts/setup.sh
 # does), then the wheel with the cpu (scoring: transformers + Outlines) and train extras: the
 # smallest install that runs the demo.
