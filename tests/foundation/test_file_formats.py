@@ -66,6 +66,9 @@ def test_endpoints_file_lists_every_problem(tmp_path):
             "reward.model: a non-empty string", "reward.colour: unknown key", "seeker.base_url: required key missing")
     p.write_text("{}")
     _raises(lambda: load_endpoints(p), "is required")
+    p.write_text(json.dumps({"reward": {"base_url": ["http://127.0.0.1:8/v1", "ftp://y"], "model": "m",
+                                        "max_model_len": 0}}))
+    _raises(lambda: load_endpoints(p), "reward.base_url: 'ftp://y' is not an http", "reward.max_model_len")
     p.write_text(json.dumps({"reward": {"base_url": "http://127.0.0.1:8/v1", "model": "m"}}))
     assert load_endpoints(p) == {"reward": {"base_url": "http://127.0.0.1:8/v1", "model": "m"}}
 
