@@ -81,7 +81,9 @@ class ConcreteRoleSet:
         return {role: {"backend": m.backend, "model": m.model} for role, m in self.models.items()}
 
     # --- plumbing -----------------------------------------------------------------------------
-    def _request(self, role: str, prompt: Prompt, meta: dict[str, Any] | None) -> RoleRequest:
+    def _request(
+        self, role: str, prompt: Prompt, meta: dict[str, Any] | None, priority: float, rnd: int
+    ) -> RoleRequest:
         req = RoleRequest(
             role=role,
             messages=prompt.messages,
@@ -89,8 +91,8 @@ class ConcreteRoleSet:
             sampling=self._sampling[role],
             meta=dict(meta or {}),
             prompt=prompt.transcript,
+            priority=priority,
         )
-        rnd = req.meta.get("retry_round") or 0
         if rnd:
             # The caller's previous try of this step failed: begin where its retries ended, so a
             # request whose answer fails (bad JSON at temperature 0, a server that rejects that
@@ -223,9 +225,10 @@ class ConcreteRoleSet:
 
     # --- the RoleSet protocol -------------------------------------------------------------------
     async def score_strategies(
-        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None,
+        priority: float = 0.0, retry_round: int = 0,
     ) -> Outcome[dict[str, int]]:
-        req = self._request("strategy", self.prompts.strategy(ctx, transcript=self._transcript["strategy"]), meta)
+        req = self._request("strategy", self.prompts.strategy(ctx, transcript=self._transcript["strategy"]), meta, priority, retry_round)
         return await self._call(req, self._parse_scores, cache)
 
     def prior(self, scores: dict[str, int]) -> dict[str, float]:
@@ -238,20 +241,24 @@ class ConcreteRoleSet:
         *,
         meta: dict[str, Any] | None = None,
         cache: dict | None = None,
+        priority: float = 0.0,
+        retry_round: int = 0,
     ) -> Outcome[str]:
-        req = self._request("supporter", self.prompts.supporter(ctx, strategy, transcript=self._transcript["supporter"]), meta)
+        req = self._request("supporter", self.prompts.supporter(ctx, strategy, transcript=self._transcript["supporter"]), meta, priority, retry_round)
         return await self._call(req, self._parse_support, cache)
 
     async def seek(
-        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None,
+        priority: float = 0.0, retry_round: int = 0,
     ) -> Outcome[SeekerTurn]:
-        req = self._request("seeker", self.prompts.seeker(ctx, transcript=self._transcript["seeker"]), meta)
+        req = self._request("seeker", self.prompts.seeker(ctx, transcript=self._transcript["seeker"]), meta, priority, retry_round)
         return await self._call(req, self._parse_seek, cache)
 
     async def judge(
-        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None,
+        priority: float = 0.0, retry_round: int = 0,
     ) -> Outcome[Judgement]:
-        req = self._request("reward", self.prompts.reward(ctx, transcript=self._transcript["reward"]), meta)
+        req = self._request("reward", self.prompts.reward(ctx, transcript=self._transcript["reward"]), meta, priority, retry_round)
         return await self._call(req, self._parse_judgement, cache)
 
     async def aclose(self) -> None:

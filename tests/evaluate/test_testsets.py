@@ -8,9 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from escpro.cli import cli
+from escpro.dialogue import Utterance as Turn
 from escpro.errors import DataError
 from escpro.evaluate.testsets import kang_items, read_items, turn_items, write_items
-from escpro.seeds.model import Dialogue, Turn
+from escpro.seeds.model import Dialogue
 from escpro.taxonomy import load_taxonomy
 
 

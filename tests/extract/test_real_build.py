@@ -30,10 +30,11 @@ def built(tmp_path_factory) -> Path:
 
 
 def test_prompts_equal_the_build_contexts(built: Path):
+    from escpro.dialogue import Utterance as Turn
     from escpro.mcts.restore import restore_state
     from escpro.mcts.tree import walk
     from escpro.mcts.world import DialogueWorld, gold_layout
-    from escpro.seeds.model import Dialogue, Turn
+    from escpro.seeds.model import Dialogue
     from escpro.store.ids import parse_node_path
     from escpro.taxonomy import load_taxonomy
 

@@ -13,7 +13,7 @@ import math
 import pytest
 
 from escpro.mcts.config import BuildConfig
-from escpro.mcts.search import TreeSearch
+from escpro.mcts.scheduler import search_class
 from escpro.mcts.state import TreeState
 from escpro.mcts.tree import walk
 from escpro.mcts.world import BadSeed, CallRecorder, DialogueWorld, gold_layout
@@ -34,7 +34,7 @@ def make_search(roles, dialogue, cache=True, **cfg):
     async def commit(d):
         deltas.append(d)
 
-    return TreeSearch(TreeState("tree", "run"), world, config, commit), deltas
+    return search_class(config)(TreeState("tree", "run"), world, config, commit), deltas
 
 
 def by_path(search):
@@ -198,7 +198,8 @@ def test_failed_rollout_judgements_average_the_rest(scripted, make_dialogue):
 
 
 def test_bad_seeds_are_refused(make_dialogue):
-    from escpro.seeds.model import Dialogue, Turn
+    from escpro.dialogue import Utterance as Turn
+    from escpro.seeds.model import Dialogue
 
     no_gold = Dialogue("x", 0, "s", "t", (Turn("seeker", "hi"), Turn("supporter", "hey")))
     with pytest.raises(BadSeed, match="no strategy-labelled"):

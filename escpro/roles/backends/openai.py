@@ -75,15 +75,9 @@ class _Slots:
 
 
 def _priority(req: RoleRequest) -> float:
-    """Lower is served first: the caller's meta["priority"] (the build's estimate of the tree's
-    remaining work, negated), else its iteration (the tree furthest behind first)."""
-    meta = req.meta
-    if not meta:
-        return 0
-    p = meta.get("priority")
-    if p is None:
-        p = meta.get("iteration")
-    return p if isinstance(p, (int, float)) else 0
+    """Lower is served first: the request's typed priority (the build's estimate of the tree's
+    remaining work, negated, else its iteration: the tree furthest behind first)."""
+    return req.priority
 
 
 # Per event loop (a semaphore binds to one loop), per endpoint: roles on one server share a limit.
