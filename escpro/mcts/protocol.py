@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from escpro.mcts.tree import Node
 from escpro.roles.api import Judgement
@@ -58,6 +58,7 @@ class GoldPath:
     steps: tuple[GoldStep, ...]
 
 
+@runtime_checkable
 class World(Protocol):
     """The world one TreeSearch acts in. Calls are numbered per iteration (`start_iteration`) so
     a replayed iteration makes the same calls; a step that fails returns None (or raises

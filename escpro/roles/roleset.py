@@ -82,7 +82,8 @@ class ConcreteRoleSet:
 
     # --- plumbing -----------------------------------------------------------------------------
     def _request(
-        self, role: str, prompt: Prompt, meta: dict[str, Any] | None, priority: float, rnd: int
+        self, role: str, prompt: Prompt, meta: dict[str, Any] | None = None,
+        priority: float = 0.0, rnd: int = 0,
     ) -> RoleRequest:
         req = RoleRequest(
             role=role,

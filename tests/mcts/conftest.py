@@ -40,6 +40,7 @@ class ScriptedRoleSet:
         self.fail_fn = fail or (lambda role, ctx, i: False)
         self.log: list[tuple[str, DialogueContext, str | None]] = []
         self.metas: list[dict] = []  # the meta (+ priority, retry_round) of every call sent, in order
+        self.raw_metas: list[dict] = []  # the meta alone
         self.sent = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -60,6 +61,7 @@ class ScriptedRoleSet:
         self.sent += 1
         idx = len(self.log)
         self.log.append((role, ctx, extra))
+        self.raw_metas.append(dict(meta or {}))
         self.metas.append({**(meta or {}), "priority": priority, "retry_round": retry_round})
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

@@ -181,6 +181,10 @@ def test_failing_role_marks_tree_failed_without_losing_state(scripted, make_dial
     statuses = [c["status"] for d in deltas for c in d.calls if c["iteration"] > 0]
     assert statuses == ["error"] * 3
     assert deltas[-1].tree_row["status"] == "failed"
+    # each retried iteration tells the role set how many tries of it failed (typed argument)
+    rounds = [m["retry_round"] for m in roles.metas if m["iteration"] > 0]
+    assert rounds == [0, 1, 2]
+    assert all("retry_round" not in m and "priority" not in m for m in roles.raw_metas)
 
 
 def test_failed_rollout_judgements_average_the_rest(scripted, make_dialogue):
