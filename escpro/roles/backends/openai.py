@@ -42,9 +42,9 @@ ROLE_HEADER = "X-Escpro-Role"
 class _Slots:
     """A semaphore whose waiters go lowest priority value first (FIFO among equals).
 
-    The build passes each call's iteration as its priority: when more calls wait than the
-    endpoint takes, the trees that have done the fewest iterations go first, so the slowest tree
-    (the one that decides when the build ends) waits least. scripts/bench_build.py measured
+    Waiters queue by their request's priority (the build: minus the tree's remaining work, else
+    its iteration): when more calls wait than the endpoint takes, the trees with the most work
+    left go first, so the slowest tree (the one that decides when the build ends) waits least. scripts/bench_build.py measured
     ~4% shorter builds than with a FIFO semaphore (docs/performance.md)."""
 
     def __init__(self, n: int) -> None:
