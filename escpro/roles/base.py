@@ -116,6 +116,7 @@ class RoleResult:
     backend: str = ""
     model: str = ""
     cached: bool = False
+    truncated_turns: int = 0  # oldest dialogue turns left out to fit the context (roles/context.py)
 
     @property
     def ok(self) -> bool:

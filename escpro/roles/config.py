@@ -53,6 +53,12 @@ class RoleBinding(Section):
     model: str = "sim"
     # --- openai backend ---------------------------------------------------------------------
     base_url: str | None = None
+    replica_urls: list[str] = Field(
+        default_factory=list, description="more base URLs serving the same model: calls go to the "
+        "replica with the fewest outstanding requests, failing over when one is down")
+    max_model_len: int | None = Field(
+        None, ge=64, description="the server's context length; default: asked from its /v1/models. "
+        "Prompts are fitted within it, leaving max_tokens for the answer")
     api_key_env: str | None = None
     structured: Literal["vllm", "response_format", "none"] = Field(
         "vllm",

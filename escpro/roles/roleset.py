@@ -25,6 +25,7 @@ from typing import Any
 from escpro.roles.api import DialogueContext, Judgement, Outcome, SeekerTurn
 from escpro.roles.base import RoleModel, RoleRequest, RoleResult, Sampling
 from escpro.roles.config import RolesConfig
+from escpro.roles.context import fit_prompt, windows_for
 from escpro.roles.prompts import (
     SEEKER_LABEL,
     SUPPORTER_LABEL,
@@ -71,6 +72,7 @@ class ConcreteRoleSet:
                         stop=TURN_STOPS if r in ("seeker", "supporter") else ())
             for r in models
         }
+        self.windows = windows_for(cfg, models)  # context lengths (roles/context.py)
         self.stats: dict[str, int] = {"calls": 0, "attempts": 0, "cached": 0, "failed": 0, "retried": 0}
 
     # --- record -----------------------------------------------------------------------------
@@ -101,6 +103,27 @@ class ConcreteRoleSet:
             # answer reuse and replay-exact resume are unchanged when nothing fails.
             req = self._retry_request(req, rnd * (1 + self.cfg.max_retries))
         return req
+
+    async def _fit(self, role: str, ctx: DialogueContext, render: Callable[[DialogueContext], Prompt],
+                   meta: dict[str, Any] | None, priority: float = 0.0,
+                   rnd: int = 0) -> tuple[RoleRequest, int]:
+        """The request with its prompt fitted into the role's context window, and the turns dropped."""
+        window = self.windows.get(role)
+        if window is None:
+            return self._request(role, render(ctx), meta, priority, rnd), 0
+        fit = await fit_prompt(role, window, ctx, render)
+        if window.unbounded:
+            self.windows[role] = None
+        req = self._request(role, fit.prompt, meta, priority, rnd)
+        if fit.max_tokens is not None:
+            req = dataclasses.replace(req, sampling=dataclasses.replace(req.sampling, max_tokens=fit.max_tokens))
+        return req, fit.dropped
+
+    @staticmethod
+    def _mark(outcome: Outcome[Any], dropped: int) -> Outcome[Any]:
+        if dropped:
+            outcome.result.truncated_turns = dropped
+        return outcome
 
     def _retry_request(self, req: RoleRequest, attempt: int) -> RoleRequest:
         s = req.sampling
@@ -229,8 +252,9 @@ class ConcreteRoleSet:
         self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None,
         priority: float = 0.0, retry_round: int = 0,
     ) -> Outcome[dict[str, int]]:
-        req = self._request("strategy", self.prompts.strategy(ctx, transcript=self._transcript["strategy"]), meta, priority, retry_round)
-        return await self._call(req, self._parse_scores, cache)
+        req, cut = await self._fit("strategy", ctx, lambda c: self.prompts.strategy(
+            c, transcript=self._transcript["strategy"]), meta, priority, retry_round)
+        return self._mark(await self._call(req, self._parse_scores, cache), cut)
 
     def prior(self, scores: dict[str, int]) -> dict[str, float]:
         return strategy_prior(scores, self.cfg.prior_temperature)
@@ -245,22 +269,25 @@ class ConcreteRoleSet:
         priority: float = 0.0,
         retry_round: int = 0,
     ) -> Outcome[str]:
-        req = self._request("supporter", self.prompts.supporter(ctx, strategy, transcript=self._transcript["supporter"]), meta, priority, retry_round)
-        return await self._call(req, self._parse_support, cache)
+        req, cut = await self._fit("supporter", ctx, lambda c: self.prompts.supporter(
+            c, strategy, transcript=self._transcript["supporter"]), meta, priority, retry_round)
+        return self._mark(await self._call(req, self._parse_support, cache), cut)
 
     async def seek(
         self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None,
         priority: float = 0.0, retry_round: int = 0,
     ) -> Outcome[SeekerTurn]:
-        req = self._request("seeker", self.prompts.seeker(ctx, transcript=self._transcript["seeker"]), meta, priority, retry_round)
-        return await self._call(req, self._parse_seek, cache)
+        req, cut = await self._fit("seeker", ctx, lambda c: self.prompts.seeker(
+            c, transcript=self._transcript["seeker"]), meta, priority, retry_round)
+        return self._mark(await self._call(req, self._parse_seek, cache), cut)
 
     async def judge(
         self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None,
         priority: float = 0.0, retry_round: int = 0,
     ) -> Outcome[Judgement]:
-        req = self._request("reward", self.prompts.reward(ctx, transcript=self._transcript["reward"]), meta, priority, retry_round)
-        return await self._call(req, self._parse_judgement, cache)
+        req, cut = await self._fit("reward", ctx, lambda c: self.prompts.reward(
+            c, transcript=self._transcript["reward"]), meta, priority, retry_round)
+        return self._mark(await self._call(req, self._parse_judgement, cache), cut)
 
     async def aclose(self) -> None:
         seen: set[int] = set()

@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     error TEXT,
     response TEXT,
     attempts INTEGER,
-    cached BOOLEAN
+    cached BOOLEAN,
+    truncated_turns INTEGER
 );
 """

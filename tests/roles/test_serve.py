@@ -16,7 +16,8 @@ from escpro.cli import cli
 from escpro.roles.api import DialogueContext, Utterance
 from escpro.roles.config import RolesConfig
 from escpro.roles.roleset import build_roleset
-from escpro.roles.serving import gpu_available, load_serving, server_command
+from escpro.roles.serving import endpoints_for, load_serving, server_command
+from escpro.roles.serving_run import gpu_available
 from escpro.taxonomy import load_taxonomy
 
 
@@ -26,8 +27,40 @@ def test_dry_run_prints_exact_commands(repo_dir):
     line = res.output.strip()
     assert line.startswith("CUDA_VISIBLE_DEVICES=0 vllm serve Qwen/Qwen2.5-7B-Instruct")
     for flag in ("--enable-prefix-caching", "--host 127.0.0.1", "--port 8000", "--tensor-parallel-size 1",
-                 "--gpu-memory-utilization 0.9", "--served-model-name qwen2.5-7b-instruct"):
+                 "--gpu-memory-utilization 0.9", "--served-model-name qwen2.5-7b-instruct",
+                 """--structured-outputs-config '{"backend":"xgrammar","disable_any_whitespace":true}'"""):
         assert flag in line
+
+
+def test_cpu_serving_file_dry_run(repo_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ESCPRO_CACHE", str(tmp_path / "cache"))  # the dry run converts nothing
+    res = CliRunner().invoke(cli, ["serve", "--config", str(repo_dir / "serving/cpu.yaml"), "--dry-run", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    (line,) = out["commands"]
+    assert line.startswith("VLLM_CPU_KVCACHE_SPACE=2 ")
+    assert ".venv-vllm/bin/python -m vllm.entrypoints.openai.api_server --model " in line
+    assert str(tmp_path / "cache" / "gemma3-270m-hf-v1") in line
+    for flag in ("--dtype bfloat16", "--max-model-len 2048", "--enable-prefix-caching", "disable_any_whitespace"):
+        assert flag in line
+    assert "--gpu-memory-utilization" not in line and "CUDA_VISIBLE_DEVICES" not in line
+    assert not (tmp_path / "cache").exists()
+    ep = out["endpoints"]["reward"]
+    assert ep["api"] == "completions" and ep["max_model_len"] == 2048 and ep["model"] == "gemma3-270m"
+
+
+def test_whitespace_flag_can_be_turned_off_and_scale_out_flags(tmp_path):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(
+        "structured_outputs_config: null\nmodels:\n  - {name: m, model: x/y, roles: [seeker], port: 9000,"
+        " tensor_parallel_size: 2, data_parallel_size: 4, replicas: ['http://10.0.0.2:8000/v1/']}\n"
+    )
+    sc = load_serving(cfg)
+    cmd = server_command(sc, sc.models[0])
+    assert "--structured-outputs-config" not in cmd
+    assert cmd[cmd.index("--tensor-parallel-size") + 1] == "2"
+    assert cmd[cmd.index("--data-parallel-size") + 1] == "4"
+    assert endpoints_for(sc)["seeker"]["base_url"] == ["http://127.0.0.1:9000/v1", "http://10.0.0.2:8000/v1"]
 
 
 def test_dry_run_multi_gpu_json(repo_dir):
@@ -49,7 +82,8 @@ def test_lora_and_python_launcher(tmp_path):
     )
     sc = load_serving(cfg)
     cmd = server_command(sc, sc.models[0])
-    assert cmd[:4] == ["/opt/v/bin/python", "-m", "vllm.entrypoints.cli.main", "serve"]
+    # `python -m vllm.entrypoints.openai.api_server`: the `vllm` CLI of vllm-cpu fails to start.
+    assert cmd[:5] == ["/opt/v/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", "x/y"]
     assert cmd[cmd.index("--enable-lora") + 2] == "cso=/a/b"
 
 
@@ -76,7 +110,17 @@ def test_refuses_on_cpu_machine_pointing_to_in_process_backends(repo_dir):
     res = CliRunner().invoke(cli, ["serve", "--config", str(repo_dir / "serving/single-gpu.yaml")])
     assert res.exit_code != 0
     assert "no NVIDIA GPU" in res.output and "transformers" in res.output and "--engine sim" in res.output
+    assert "serving/cpu.yaml" in res.output
     assert time.monotonic() - t0 < 15
+
+
+def test_refuses_without_the_cpu_build(tmp_path):
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("vllm: {device: cpu, python: nowhere/bin/python}\n"
+                   "models:\n  - {name: m, model: x/y, roles: [seeker], port: 9000}\n")
+    res = CliRunner().invoke(cli, ["serve", "--config", str(cfg)])
+    assert res.exit_code != 0
+    assert "vLLM's CPU build not found" in res.output and "vllm-cpu scripts/setup.sh" in res.output
 
 
 def test_sim_engine_subprocess_serves_and_stops_on_sigterm(tmp_path):

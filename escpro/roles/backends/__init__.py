@@ -25,6 +25,10 @@ def make_model(binding: RoleBinding, *, timeout_s: float = 120.0, end_marker: st
         from escpro.roles.backends.sim import SimModel
 
         return SimModel(b.model, b.sim, end_marker=end_marker)
+    if b.backend == "openai" and b.replica_urls:
+        from escpro.roles.backends.replicas import ReplicaSet
+
+        return ReplicaSet.from_binding(b, timeout_s=timeout_s)
     if b.backend == "openai":
         from escpro.roles.backends.openai import OpenAIModel
 

@@ -52,7 +52,7 @@ class _Slots:
         self._waiters: list[tuple[int, int, asyncio.Future]] = []
         self._seq = itertools.count()
 
-    async def acquire(self, priority: int = 0) -> None:
+    async def acquire(self, priority: float = 0) -> None:
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return
