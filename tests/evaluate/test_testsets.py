@@ -63,7 +63,7 @@ def test_round_trip_and_extes_sample_loads(tmp_path, shared_data):
     assert [i.to_record() for i in back] == [i.to_record() for i in items]
     extes = read_items(shared_data / "extes_test_contexts_sample.jsonl", load_taxonomy("cso8"))
     assert len(extes) == 20 and all(it.strategy_gold is None for it in extes)
-    assert extes[0].context[0].role == "User" and extes[0].scene == "Depression and Low Mood"
+    assert extes[0].context[0].speaker == "seeker" and extes[0].scene == "Depression and Low Mood"
 
 
 def test_read_items_errors(tmp_path):
