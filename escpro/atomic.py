@@ -67,6 +67,11 @@ def write_text(path: str | Path, text: str) -> str:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def sha256_text(text: str) -> str:
+    """sha256 (hex) of text's UTF-8 bytes: the same digest `write_text` returns for it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()

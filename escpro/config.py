@@ -58,22 +58,10 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:
-    """First error as 'source: key.path: message' (plus a count of the others)."""
-    errors = exc.errors()
-    lines = []
-    for err in errors:
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        if err["type"] == "value_error":
-            msg = msg.removeprefix("Value error, ")
-            if not err["loc"]:  # a check across sections names its keys itself
-                lines.append(f"{source}: {msg}")
-                continue
-        lines.append(f"{source}: {loc}: {msg}")
-    more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-    return lines[0] + more
+    """Every problem as 'source: key.path: message; key.path: message' (escpro/fileformat.py)."""
+    from escpro.fileformat import problems_message
+
+    return problems_message(source, exc)
 
 
 # A config is a few KB; these bounds stop a hostile or broken file (a YAML "billion laughs" alias

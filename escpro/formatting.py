@@ -1,14 +1,16 @@
 """The supporter-model text format shared by extraction, training and evaluation.
 
 A system prompt lists the taxonomy's strategies with definitions, and every supporter turn is
-written "(<Strategy>) <reply>" (the authors' released data conversion, PAPER_NOTES.md section 4).
+written "(<Strategy>) <reply>" (the authors' released data conversion, docs/paper.md section 4).
 Keeping the writer and the parser in one module keeps train-time and eval-time text identical.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
+from escpro.dialogue import Utterance
 from escpro.taxonomy import Taxonomy
 
 SYSTEM_HEADER = (
@@ -46,19 +48,24 @@ def parse_supporter_turn(text: str, taxonomy: Taxonomy) -> tuple[str | None, str
 
 def to_messages(
     taxonomy: Taxonomy,
-    turns: list[tuple[str, str, str | None]],
+    turns: Iterable[Utterance],
     *,
     with_system: bool = True,
 ) -> list[dict[str, str]]:
-    """Chat messages from (speaker, text, strategy) turns: seeker -> user, supporter -> assistant
-    written with its strategy prefix (a turn without a strategy is written as plain text)."""
+    """Chat messages from utterances: seeker -> user, supporter -> assistant written with its
+    strategy prefix (a turn without a strategy is written as plain text)."""
     msgs: list[dict[str, str]] = []
     if with_system:
         msgs.append({"role": "system", "content": system_prompt(taxonomy)})
-    for speaker, text, strategy in turns:
-        if speaker == "seeker":
-            msgs.append({"role": "user", "content": text})
+    for u in turns:
+        if u.speaker == "seeker":
+            msgs.append({"role": "user", "content": u.text})
         else:
-            content = format_supporter_turn(strategy, text) if strategy else text
-            msgs.append({"role": "assistant", "content": content})
+            msgs.append({"role": "assistant", "content": written(u)})
     return msgs
+
+
+def written(u: Utterance) -> str:
+    """A supporter turn as the model writes it: "(<Strategy>) <reply>" when its strategy is
+    known, the plain text otherwise."""
+    return format_supporter_turn(u.strategy, u.text) if u.strategy else u.text

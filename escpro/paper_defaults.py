@@ -1,9 +1,9 @@
 """Every number taken from the CSO paper or the authors' released code, with its source, in one
 place. Config models use these as defaults; no other module repeats them as literals.
 
-Sources: "paper" = Chain of Strategy Optimization (CSO) paper text (../shared/paper/); "reference"
-= the authors' released code as described in ../shared/PAPER_NOTES.md; "notes" = the project's
-reading of an ambiguity, explained in PAPER_NOTES.md.
+Sources: "paper" = Chain of Strategy Optimization (CSO) paper text; "reference" = the authors'
+released code as described in docs/paper.md; "notes" = the project's reading of an ambiguity,
+explained in docs/paper.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ class Value:
     source: str
 
 
-# Role models (PAPER_NOTES.md section 2)
+# Role models (docs/paper.md section 2)
 STRATEGY_SCORE_MIN = Value(1, "paper Appendix A: strategies scored 1..10")
 STRATEGY_SCORE_MAX = Value(10, "paper Appendix A: strategies scored 1..10")
 PRIOR_TEMPERATURE = Value(5.0, "reference code: softmax(score / 5)")
@@ -26,7 +26,7 @@ REWARD_SCORE_MAX = Value(4, "paper Table 12: each criterion 0..4")
 REWARD_ALPHA = Value(7.0, "paper section 3.1 / Appendix F.1: strategy weight alpha = 7")
 REWARD_BIAS = Value(-3.0, "paper section 3.1 / Appendix F.1: bias b = -3")
 
-# MCTS (PAPER_NOTES.md section 3)
+# MCTS (docs/paper.md section 3)
 PUCB_C = Value(1.0, "paper Appendix F.1: exploration constant c = 1")
 SIM_MAX_ROUNDS = Value(4, "reference code: sim_max_round = 4")
 GOLD_Q = Value(1.0, "reference code: gold nodes Q = 1 (= 4 + b)")
@@ -38,18 +38,18 @@ MAX_ITERATIONS = Value(200, "reference code: max iterations 200")
 MIN_END_NODES = Value(1, "reference code: stop after min iterations once 1 end node exists")
 MAX_END_NODES = Value(25, "reference code: stop at 25 end nodes")
 
-# Extraction (PAPER_NOTES.md section 4)
+# Extraction (docs/paper.md section 4)
 THETA = Value(0.5, "paper section 3.2: Q threshold theta = 0.5 (raw score 3.5)")
 REFERENCE_MIN_N = Value(2, "reference code: valid end node needs N >= 2")
 STAGES = Value(5, "notes: stage = floor(5 * i / n) / 5, six stages")
 
-# Training (PAPER_NOTES.md section 5)
+# Training (docs/paper.md section 5)
 LORA_ALPHA = Value(8, "paper Appendix F.2: LoRA alpha 8")
 LORA_DROPOUT = Value(0.0, "paper Appendix F.2: LoRA dropout 0")
 LORA_RANK = Value(8, "notes: rank not given; LLaMA-Factory default r = 8")
 MAX_TARGET_LENGTH = Value(512, "paper Appendix F.2: max target length 512")
 
-# Training schedules and loss parameters (PAPER_NOTES.md section 5; paper Appendix F.2 / G).
+# Training schedules and loss parameters (docs/paper.md section 5; paper Appendix F.2 / G).
 # Table 13: (epochs, GLOBAL batch size, learning rate); the "CSO" column ("pref") applies to every
 # preference method (dpo, ipo, simpo, kto, orpo), the "SFT" column to sft.
 TRAIN_TABLE13_SOURCE = "paper Appendix F.2 Table 13 (epochs / global batch / lr; CSO column for all preference methods)"

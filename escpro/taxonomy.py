@@ -11,11 +11,20 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from escpro.errors import ConfigError
-from escpro.paths import configs_dir
+from escpro.fileformat import read_yaml, validate_file
+from escpro.paths import data_path
 
 BUILTIN = ("cso8", "esconv8")
 
@@ -97,49 +106,62 @@ def _lookup_table(tax: Taxonomy) -> dict[str, str]:
 Taxonomy.__hash__ = object.__hash__  # type: ignore[method-assign]
 
 
-def _from_dict(data: object, source: str) -> Taxonomy:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: taxonomy must be a mapping with 'name' and 'strategies'")
-    unknown = set(data) - {"name", "description", "strategies", "mapping"}
-    if unknown:
-        raise ConfigError(f"{source}: {sorted(unknown)[0]}: unknown key")
-    name = data.get("name")
-    items = data.get("strategies")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{source}: name: a non-empty string is required")
-    if not isinstance(items, list) or not items:
-        raise ConfigError(f"{source}: strategies: a non-empty list is required")
-    strategies = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise ConfigError(f"{source}: strategies.{i}: needs 'name' and 'definition'")
-        if not isinstance(item.get("definition"), str):
-            raise ConfigError(f"{source}: strategies.{i}.definition: a string is required")
-        extra = set(item) - {"name", "definition", "abbrev"}
-        if extra:
-            raise ConfigError(f"{source}: strategies.{i}.{sorted(extra)[0]}: unknown key")
-        strategies.append(
-            Strategy(item["name"].strip(), " ".join(item["definition"].split()), item.get("abbrev", ""))
+class StrategyEntry(BaseModel):
+    """One strategy as written in a taxonomy file."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    definition: str
+    abbrev: str = ""
+
+    @field_validator("definition")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        return " ".join(v.split())
+
+
+class TaxonomyFile(BaseModel):
+    """The YAML shape of a taxonomy (escpro/data/taxonomy/*.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(min_length=1)]
+    description: str = ""
+    strategies: Annotated[list[StrategyEntry], Field(min_length=1)]
+    mapping: dict[str, str] = Field(default_factory=dict, description="source label -> strategy name")
+
+    @field_validator("mapping", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaxonomyFile:
+        issues = []
+        keys = [normalise_label(s.name) for s in self.strategies]
+        dups = sorted({s.name for s, k in zip(self.strategies, keys, strict=True) if keys.count(k) > 1})
+        if dups:
+            issues.append(f"strategies: duplicate strategy names {dups}")
+        names = {normalise_label(s.name): s.name for s in self.strategies}
+        for src, dst in self.mapping.items():
+            if normalise_label(dst) not in names:
+                issues.append(f"mapping.{src}: '{dst}' is not a strategy of this taxonomy")
+        if issues:
+            raise ValueError("; ".join(issues))
+        self.mapping = {src: names[normalise_label(dst)] for src, dst in self.mapping.items()}
+        return self
+
+    def taxonomy(self, source: str) -> Taxonomy:
+        return Taxonomy(
+            name=self.name,
+            strategies=tuple(Strategy(s.name, s.definition, s.abbrev) for s in self.strategies),
+            mapping=dict(self.mapping),
+            description=self.description,
+            source=source,
         )
-    keys = [normalise_label(s.name) for s in strategies]
-    if len(set(keys)) != len(keys):
-        raise ConfigError(f"{source}: strategies: duplicate strategy names")
-    mapping = data.get("mapping") or {}
-    if not isinstance(mapping, dict):
-        raise ConfigError(f"{source}: mapping: a mapping of source label -> strategy is required")
-    names = {normalise_label(s.name): s.name for s in strategies}
-    resolved = {}
-    for src, dst in mapping.items():
-        if normalise_label(str(dst)) not in names:
-            raise ConfigError(f"{source}: mapping.{src}: '{dst}' is not a strategy of this taxonomy")
-        resolved[str(src)] = names[normalise_label(str(dst))]
-    return Taxonomy(
-        name=name,
-        strategies=tuple(strategies),
-        mapping=resolved,
-        description=str(data.get("description", "")),
-        source=source,
-    )
+
+
+def _from_dict(data: object, source: str) -> Taxonomy:
+    return validate_file(TaxonomyFile, data, source).taxonomy(source)
 
 
 @lru_cache(maxsize=16)
@@ -147,15 +169,9 @@ def load_taxonomy(name_or_path: str = "cso8") -> Taxonomy:
     """A built-in taxonomy by name (cso8, esconv8) or a YAML file of the same shape."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = configs_dir() / "taxonomy" / f"{name_or_path}.yaml"
+        path = data_path("taxonomy") / f"{name_or_path}.yaml"
         if not path.exists():
             raise ConfigError(
                 f"unknown taxonomy '{name_or_path}': use one of {', '.join(BUILTIN)} or a YAML file"
             )
-    if not path.exists():
-        raise ConfigError(f"{path}: taxonomy file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return _from_dict(data, str(path))
+    return _from_dict(read_yaml(path, "taxonomy file"), str(path))

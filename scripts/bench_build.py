@@ -10,7 +10,7 @@ fixed per-call latency and a fixed number of slots (calls beyond it queue in the
             HTTP/1.1 client), every node and call committed to a DuckDB file.
   baseline  10 worker threads, one tree per worker at a time, one blocking call at a time per
             worker (each worker has its own event loop and an `openai` backend with concurrency
-            1, so even the judgements escpro sends together go one by one): PAPER_NOTES.md
+            1, so even the judgements escpro sends together go one by one): docs/paper.md
             section 7's profile of the authors' code. Its rows are kept in memory (the authors'
             code writes no database; the arm is latency-bound either way).
 

@@ -18,7 +18,7 @@ VLLM_KIND=""
 case ",$EXTRAS," in *,vllm-cpu,*) VLLM_KIND=cpu ;; *,vllm-gpu,*) VLLM_KIND=gpu ;; esac
 EXTRAS="$(echo ",$EXTRAS," | sed -e 's/,vllm-cpu,/,/g; s/,vllm-gpu,/,/g; s/^,//; s/,$//')"
 
-"$PY" -c 'import sys; assert sys.version_info >= (3, 10), "escpro needs Python >= 3.10"'
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), "escpro needs Python >= 3.11"'
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment $VENV"
   "$PY" -m venv "$VENV"

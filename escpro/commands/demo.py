@@ -29,7 +29,7 @@ Backends (--backend):
   sim           the seeded role simulator + the tiny random model: same flow in seconds
 
 The real-model demo finishes within 15 minutes on a 2-core CPU (docs/demo.md has the timings).
-Settings: configs/demo/gemma.yaml or configs/demo/sim.yaml; --config FILE is merged over them.
+Settings: escpro/data/demo/gemma.yaml or escpro/data/demo/sim.yaml; --config FILE is merged over them.
 Everything goes to --out: config.yaml, trees.duckdb, esc-pro/, stats/, sft/, train/, eval/,
 summary.json; each step's equivalent escpro command is in summary.json.
 

@@ -165,7 +165,7 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write table.md, table.csv and table.png (bar chart) here (default: print only).")
 @click.option("--reference", "reference", is_flag=True, help="Add the paper's published numbers "
-              "(Table 2 unless --reference-table says otherwise; configs/eval/paper_results.yaml).")
+              "(Table 2 unless --reference-table says otherwise; escpro/data/eval/paper_results.yaml).")
 @click.option("--reference-table", "ref_tables", multiple=True,
               help="With --reference: these paper tables instead of Table 2 (2, 4, 9, 10, 11 or all); repeatable.")
 @click.option("--ci/--no-ci", default=True, show_default=True, help="Show bootstrap intervals when present.")

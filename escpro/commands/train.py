@@ -12,6 +12,7 @@ import click
 
 from escpro.cli_common import emit, escpro_command
 from escpro.errors import ConfigError
+from escpro.train.methods import METHODS
 
 HELP = """Train a supporter model on ESC-Pro data from a YAML recipe.
 
@@ -57,7 +58,7 @@ def _overrides(cli: dict[str, Any], extra: tuple[str, ...], config_path: Path | 
 
 @escpro_command(name="train", config=True, help=HELP, context_settings={"show_default": True})
 @click.argument("overrides", nargs=-1)
-@click.option("--method", type=click.Choice(["sft", "dpo", "ipo", "simpo", "kto", "orpo"]), default=None,
+@click.option("--method", type=click.Choice(METHODS), default=None,
               help="Training method (dpo = CSO). Overrides the recipe.")
 @click.option("--mode", type=click.Choice(["lora", "full"]), default=None, help="LoRA or full fine-tuning.")
 @click.option("--model", default=None, help="Base model: local dir, HF id, or 'tiny'.")

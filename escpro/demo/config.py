@@ -1,4 +1,4 @@
-"""The demo's settings: configs/demo/{sim,gemma}.yaml, with an optional user file merged on top.
+"""The demo's settings: escpro/data/demo/{sim,gemma}.yaml, with an optional user file merged on top.
 
 A demo config is an ordinary escpro config (roles, build, extract, train, eval) plus a `demo:`
 section. Two placeholders name models the demo provides: `embedded` (Gemma 3 270M: its GGUF for
@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError
 from escpro.config import AppConfig, deep_merge, format_validation_error, read_yaml
 from escpro.config_base import Section
 from escpro.errors import ConfigError
-from escpro.paths import configs_dir
+from escpro.paths import data_path
 from escpro.train.config import TrainConfig
 
 EMBEDDED = "embedded"
@@ -46,8 +46,8 @@ def sft_train_config(train: TrainConfig, demo: DemoSettings, source: str = "demo
 
 
 def default_config_path(kind: str) -> Path:
-    """configs/demo/sim.yaml for the simulator, configs/demo/gemma.yaml for the real model."""
-    return configs_dir() / "demo" / ("sim.yaml" if kind == "sim" else "gemma.yaml")
+    """escpro/data/demo/sim.yaml for the simulator, escpro/data/demo/gemma.yaml for the real model."""
+    return data_path("demo") / ("sim.yaml" if kind == "sim" else "gemma.yaml")
 
 
 def load_demo_config(kind: str, user_file: Path | None) -> tuple[DemoSettings, AppConfig, dict[str, Any]]:

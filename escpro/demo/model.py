@@ -9,7 +9,7 @@ and reuses it: loading that directory takes a few seconds.
 Gemma 3 270M is a base model without a chat template. The role prompts are plain transcripts (the
 roles backend renders them), but training and evaluation speak the chat format of
 `escpro.formatting`, so the converted tokenizer gets the demo's small Gemma-turn template
-(configs/demo/gemma3-turns.jinja, also named by the demo's train config).
+(escpro/data/demo/gemma3-turns.jinja, also named by the demo's train config).
 """
 
 from __future__ import annotations
@@ -64,11 +64,11 @@ def ensure_gguf() -> EmbeddedModel:
 
 
 def template_path() -> Path:
-    from escpro.paths import configs_dir
+    from escpro.paths import data_path
 
-    p = configs_dir() / "demo" / TEMPLATE_FILE
+    p = data_path("demo") / TEMPLATE_FILE
     if not p.is_file():
-        raise EscproError(f"{p}: the demo's chat template is missing (configs/demo/)")
+        raise EscproError(f"{p}: the demo's chat template is missing (escpro/data/demo/)")
     return p
 
 

@@ -1,4 +1,4 @@
-"""The paper's evaluation metrics as pure functions (PAPER_NOTES.md section 6).
+"""The paper's evaluation metrics as pure functions (docs/paper.md section 6).
 
 - Q / Qw: sklearn's macro / weighted F1 over sklearn's default label set (labels occurring in
   gold or predictions, as Kang et al. 2024 call it), zero_division 0.
@@ -120,7 +120,7 @@ def bradley_terry_mm(w: np.ndarray, sweeps: int = DEFAULT_SWEEPS) -> tuple[np.nd
     When strategy i is never a mispredicted gold label the denominator is empty: their code
     computes 0/0 in numpy (p_i = nan, which spreads to every p in the next updates) and then
     raises ZeroDivisionError in the geometric-mean step (no positive p is left), so it reports
-    no B at all (checked on ../shared/data/kang_predictions_degenerate_slice.json). Here such a
+    no B at all (checked on a degenerate slice of their published predictions, tests/evaluate). Here such a
     p_i keeps its previous value and i is reported as degenerate. A pair with p_i + p_j = 0
     (both already driven to zero) carries no information and is skipped rather than producing
     0/0.

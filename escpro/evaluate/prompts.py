@@ -15,7 +15,10 @@ The paper gives no prompt wording for the baselines; the wording below is this p
 
 from __future__ import annotations
 
-from escpro.evaluate.testsets import TestItem
+from collections.abc import Iterable
+
+from escpro.dialogue import Utterance
+from escpro.evaluate.testsets import ROLE_NAMES, TestItem
 from escpro.formatting import format_supporter_turn, system_prompt, to_messages
 from escpro.seeds.model import Dialogue
 from escpro.taxonomy import Taxonomy
@@ -45,37 +48,30 @@ SELF_REFINE_REWRITE = (
 EXAMPLE_HEADER = "\n\nHere is an example conversation between a help seeker and a supporter:\n"
 
 
-def history(item: TestItem) -> list[tuple[str, str, str | None]]:
-    """(speaker, text, strategy) turns, the tuple to_messages takes."""
-    return [
-        ("seeker" if t.role == "User" else "supporter", t.text, t.strategy) for t in item.context
-    ]
+def transcript_of(turns: Iterable[Utterance]) -> str:
+    """"User: ..." / "Supporter: (<Strategy>) ..." lines (the baselines' conversation view)."""
+    lines = []
+    for t in turns:
+        text = format_supporter_turn(t.strategy, t.text) if t.strategy else t.text
+        lines.append(f"{ROLE_NAMES[t.speaker]}: {text}")
+    return "\n".join(lines)
 
 
 def transcript(item: TestItem) -> str:
-    lines = []
-    for t in item.context:
-        text = format_supporter_turn(t.strategy, t.text) if t.strategy else t.text
-        lines.append(f"{t.role}: {text}")
-    return "\n".join(lines)
+    return transcript_of(item.context)
 
 
 def example_text(example: Dialogue) -> str:
-    lines = []
-    for t in example.turns:
-        if t.speaker == "seeker":
-            lines.append(f"User: {t.text}")
-        else:
-            text = format_supporter_turn(t.strategy, t.text) if t.strategy else t.text
-            lines.append(f"Supporter: {text}")
-    return "\n".join(lines)
+    return transcript_of(
+        t if t.speaker == "supporter" else Utterance("seeker", t.text) for t in example.turns
+    )
 
 
 def answer_messages(
     item: TestItem, taxonomy: Taxonomy, example: Dialogue | None = None
 ) -> list[dict[str, str]]:
     """The first-stage prompt (plain, or w/ Example when `example` is given)."""
-    msgs = to_messages(taxonomy, history(item))
+    msgs = to_messages(taxonomy, item.context)
     if example is not None:
         msgs[0] = {
             "role": "system",

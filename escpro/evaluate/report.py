@@ -2,7 +2,7 @@
 
 Columns follow the paper: Q, B, Qw, R-L with Q, Qw and R-L in percent and B raw. Each run
 directory contributes one row labelled by its run.json (name, mode, method); the reference rows
-come from configs/eval/paper_results.yaml, which names the paper table of every number.
+come from escpro/data/eval/paper_results.yaml, which names the paper table of every number.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import yaml
 
 from escpro import atomic
 from escpro.errors import ConfigError, DataError
-from escpro.paths import configs_dir
+from escpro.paths import data_path
 
 COLUMNS = ("Q", "B", "Qw", "R-L")
 _KEYS = {"Q": "Q", "B": "B", "Qw": "Qw", "R-L": "rouge_l"}
@@ -84,7 +84,7 @@ def load_reference(path: str | Path | None = None, tables: Sequence[str] | None 
     """The paper's published rows (optionally only some tables, e.g. ["Table 2"]; "all" = every one)."""
     if tables and any(t.strip().lower() == "all" for t in tables):
         tables = None
-    p = Path(path) if path else configs_dir() / "eval" / "paper_results.yaml"
+    p = Path(path) if path else data_path("eval") / "paper_results.yaml"
     if not p.is_file():
         raise ConfigError(f"{p}: reference results not found")
     data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
@@ -145,7 +145,7 @@ def build_report(
         if r.get("B") is None and r.get("B_reason"):
             note += f" B n/a for {r['model']} ({r['method']}): {r['B_reason']}."
     if reference:
-        note += " Paper rows: CSO paper, values as published (configs/eval/paper_results.yaml)."
+        note += " Paper rows: CSO paper, values as published (escpro/data/eval/paper_results.yaml)."
     markdown = "\n".join(lines) + "\n" + note + "\n"
 
     buf = io.StringIO()

@@ -21,16 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from escpro.atomic import atomic_open
+from escpro.dialogue import Speaker, Utterance
 from escpro.errors import DataError
 from escpro.jsonl import iter_objects
 from escpro.seeds.model import Dialogue
 from escpro.taxonomy import Taxonomy
 
+# The ExTES file layout names the speakers User and Supporter.
 ROLE_NAMES = {"seeker": "User", "supporter": "Supporter"}
-_ROLE_ALIASES = {
-    "user": "User", "seeker": "User", "usr": "User", "human": "User",
-    "supporter": "Supporter", "assistant": "Supporter", "ai": "Supporter", "sys": "Supporter",
-    "system": "Supporter", "bot": "Supporter",
+_SPEAKER_ALIASES = {
+    "user": "seeker", "seeker": "seeker", "usr": "seeker", "human": "seeker",
+    "supporter": "supporter", "assistant": "supporter", "ai": "supporter", "sys": "supporter",
+    "system": "supporter", "bot": "supporter",
 }
 # Kang et al. 2024 sample context windows of 5 to 15 utterances.
 KANG_MIN_WINDOW = 5
@@ -38,18 +40,11 @@ KANG_MAX_WINDOW = 15
 
 
 @dataclass(frozen=True)
-class ContextTurn:
-    role: str  # "User" | "Supporter"
-    text: str
-    strategy: str | None = None
-
-
-@dataclass(frozen=True)
 class TestItem:
     id: str
     scene: str
     description: str
-    context: tuple[ContextTurn, ...]
+    context: tuple[Utterance, ...]
     gold_response: str
     strategy_gold: str | None
     meta: dict = field(default_factory=dict, compare=False)
@@ -57,7 +52,7 @@ class TestItem:
     def to_record(self) -> dict:
         ctx = []
         for t in self.context:
-            row = {"role": t.role, "text": t.text}
+            row = {"role": ROLE_NAMES[t.speaker], "text": t.text}
             if t.strategy:
                 row["strategy"] = t.strategy
             ctx.append(row)
@@ -72,10 +67,10 @@ class TestItem:
         }
 
 
-def _context(d: Dialogue, start: int, end: int, labelled: bool) -> tuple[ContextTurn, ...]:
+def _context(d: Dialogue, start: int, end: int, labelled: bool) -> tuple[Utterance, ...]:
     return tuple(
-        ContextTurn(
-            ROLE_NAMES[t.speaker],
+        Utterance(
+            t.speaker,
             t.text,
             t.strategy if labelled and t.speaker == "supporter" else None,
         )
@@ -166,11 +161,11 @@ def write_items(items: Iterable[TestItem], path: str | Path) -> int:
     return n
 
 
-def _role(value: object, where: str) -> str:
-    role = _ROLE_ALIASES.get(str(value).strip().lower()) if isinstance(value, str) else None
-    if role is None:
+def _speaker(value: object, where: str) -> Speaker:
+    speaker = _SPEAKER_ALIASES.get(str(value).strip().lower()) if isinstance(value, str) else None
+    if speaker is None:
         raise DataError(f"{where}: role {value!r} is neither User nor Supporter")
-    return role
+    return speaker
 
 
 def read_items(path: str | Path, taxonomy: Taxonomy | None = None) -> list[TestItem]:
@@ -192,7 +187,7 @@ def read_items(path: str | Path, taxonomy: Taxonomy | None = None) -> list[TestI
             strat = turn.get("strategy")
             if strat is not None and taxonomy is not None:
                 strat = taxonomy.canonical(strat) or None
-            ctx.append(ContextTurn(_role(turn.get("role"), f"{where}: context.{k}"), turn["text"], strat))
+            ctx.append(Utterance(_speaker(turn.get("role"), f"{where}: context.{k}"), turn["text"], strat))
         gold = rec.get("gold_response")
         if not isinstance(gold, str):
             raise DataError(f"{where}: gold_response: a string is required")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from escpro.extract.records import assistant, prompt_messages
 from escpro.extract.rules import TreeResult
 from escpro.extract.tree import Tree, history_before, strategy_name
-from escpro.roles.api import DialogueContext, RoleSet, Utterance
+from escpro.roles.api import DialogueContext, RoleSet
 from escpro.taxonomy import Taxonomy
 
 
@@ -52,8 +52,7 @@ def plan(
 def context_of(tree: Tree, node_id: str, taxonomy: Taxonomy) -> DialogueContext:
     scene = tree.scene or (tree.seed or {}).get("scene", "")
     situation = tree.situation or (tree.seed or {}).get("situation", "")
-    hist = tuple(Utterance(sp, tx, st) for sp, tx, st in history_before(tree, node_id, taxonomy))
-    return DialogueContext(scene, situation, hist)
+    return DialogueContext(scene, situation, tuple(history_before(tree, node_id, taxonomy)))
 
 
 async def generate(

@@ -129,7 +129,7 @@ def manifest(
     return {
         "dataset": "ESC-Pro",
         "escpro_version": __version__,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "db": str(db_path),
         "db_sha256": sha256_file(db_path),
         "run_ids": [r.run_id for r in ex.runs],

@@ -1,4 +1,4 @@
-"""Valid paths and preference pairs (PAPER_NOTES.md section 4), as pure functions of a Tree.
+"""Valid paths and preference pairs (docs/paper.md section 4), as pure functions of a Tree.
 
 Paper rule (default): a valid path runs from the root to an end node and every node on it has
 Q >= theta. The root is not a supporter turn (it holds the first seeker turn and its Q is the

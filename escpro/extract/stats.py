@@ -25,8 +25,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from escpro import paper_defaults as P
+from escpro.dialogue import Utterance
 from escpro.extract.rules import TreeResult
-from escpro.extract.tree import Tree, TurnT, path_dialogue
+from escpro.extract.tree import Tree, path_dialogue, seed_utterances
 from escpro.taxonomy import Taxonomy
 
 STAGE_DIVISIONS = int(P.STAGES.value)
@@ -64,39 +65,33 @@ class Column:
         return self.words / self.utterances if self.utterances else None
 
 
-def _seed_turns(tree: Tree) -> list[dict]:
-    return [t for t in (tree.seed or {}).get("turns") or [] if isinstance(t, dict)]
-
-
-def counted_turns(turns: list[TurnT]) -> list[TurnT]:
+def counted_turns(turns: list[Utterance]) -> list[Utterance]:
     """A dialogue as the paper counts it: from its first seeker turn (no opening greeting) to its
     last supporter turn (no closing words of the seeker)."""
-    first = next((i for i, t in enumerate(turns) if t[0] == "seeker"), len(turns))
-    last = max((i for i, t in enumerate(turns) if t[0] == "supporter"), default=-1)
+    first = next((i for i, t in enumerate(turns) if t.speaker == "seeker"), len(turns))
+    last = max((i for i, t in enumerate(turns) if t.speaker == "supporter"), default=-1)
     return list(turns[first : last + 1])
 
 
-def esc_pro_dialogue(tree: Tree, node_ids: tuple[str, ...], taxonomy: Taxonomy | None) -> list[TurnT]:
+def esc_pro_dialogue(tree: Tree, node_ids: tuple[str, ...], taxonomy: Taxonomy | None) -> list[Utterance]:
     """One ESC-Pro dialogue (a valid path) as Table 5 and the stage plot count it."""
     return counted_turns(path_dialogue(tree, node_ids, taxonomy))
 
 
-def _seed_dialogue(tree: Tree) -> list[TurnT]:
-    return counted_turns(
-        [(t.get("speaker"), t.get("text"), None if t.get("context_only") else t.get("strategy"))
-         for t in _seed_turns(tree)]
-    )
+def _seed_dialogue(tree: Tree) -> list[Utterance]:
+    return counted_turns([Utterance(u.speaker, u.text, None if u.context_only else u.strategy)
+                          for u in seed_utterances(tree)])
 
 
 def table5(trees: list[Tree], results: list[TreeResult], taxonomy: Taxonomy | None) -> dict:
     seeds = Column(dialogues=0)
     for tree in trees:
-        turns = _seed_turns(tree)
+        turns = seed_utterances(tree)
         if not turns:
             continue
         seeds.dialogues += 1
         for t in turns:
-            seeds.add(t.get("text"))
+            seeds.add(t.text)
     seeker, pref, nonpref = Column(), Column(), Column()
     uniq_pref: set[str] = set()
     uniq_rej: set[str] = set()
@@ -107,8 +102,8 @@ def table5(trees: list[Tree], results: list[TreeResult], taxonomy: Taxonomy | No
             rejected_of.setdefault(p.chosen_id, []).append(p.rejected_id)
         for path in res.paths:
             dialogues += 1
-            for speaker, text, _ in esc_pro_dialogue(tree, path.node_ids, taxonomy):
-                (seeker if speaker == "seeker" else pref).add(text)
+            for u in esc_pro_dialogue(tree, path.node_ids, taxonomy):
+                (seeker if u.speaker == "seeker" else pref).add(u.text)
             for nid in path.node_ids:
                 uniq_pref.add(nid)
                 for rid in rejected_of.get(nid, []):
@@ -142,14 +137,14 @@ def utterance_groups(trees: list[Tree], results: list[TreeResult], taxonomy: Tax
     g: dict[str, list[str]] = {k: [] for k in (
         "seed_seeker", "seed_supporter", "esc_pro_seeker", "esc_pro_preferred", "esc_pro_non_preferred")}
     for tree, res in zip(trees, results, strict=True):
-        for t in _seed_turns(tree):
-            g["seed_seeker" if t.get("speaker") == "seeker" else "seed_supporter"].append(str(t.get("text") or ""))
+        for t in seed_utterances(tree):
+            g["seed_seeker" if t.speaker == "seeker" else "seed_supporter"].append(t.text)
         rejected_of: dict[str, list[str]] = {}
         for p in res.pairs:
             rejected_of.setdefault(p.chosen_id, []).append(p.rejected_id)
         for path in res.paths:
-            for speaker, text, _ in esc_pro_dialogue(tree, path.node_ids, taxonomy):
-                g["esc_pro_seeker" if speaker == "seeker" else "esc_pro_preferred"].append(text or "")
+            for u in esc_pro_dialogue(tree, path.node_ids, taxonomy):
+                g["esc_pro_seeker" if u.speaker == "seeker" else "esc_pro_preferred"].append(u.text or "")
             for nid in path.node_ids:
                 g["esc_pro_non_preferred"] += [tree.node(r).supporter_text or "" for r in rejected_of.get(nid, [])]
     return g
@@ -171,9 +166,9 @@ def stage_distribution(
             dialogues = [esc_pro_dialogue(tree, p.node_ids, taxonomy) for p in res.paths]
         for turns in dialogues:
             n = len(turns)
-            for i, (speaker, _, strategy) in enumerate(turns, start=1):
-                if speaker == "supporter" and strategy:
-                    name = (taxonomy.canonical(strategy) if taxonomy else None) or strategy
+            for i, u in enumerate(turns, start=1):
+                if u.speaker == "supporter" and u.strategy:
+                    name = (taxonomy.canonical(u.strategy) if taxonomy else None) or u.strategy
                     counts[(stage_of(i, n), name)] += 1
     return counts
 

@@ -11,18 +11,19 @@ Reading of the nodes table (escpro/store/schema.py):
 - the turns of the seed dialogue before its first gold supporter turn (a greeting, the first
   seeker turn) are dialogue context; they come from the tree row's `seed` JSON
   (Dialogue.to_record()); gold nodes are followed by the seed's turns up to the next gold turn
-  (their seeker_text joins only the seeker ones). This mirrors escpro.mcts.world, so a prompt
-  is exactly the context the Supporter role saw during the build.
+  (their seeker_text joins only the seeker ones). The split of the seed and what a node adds
+  to the dialogue are escpro.dialogue.gold_split and node_turns, the functions the build's
+  contexts use (escpro.mcts.world), so a prompt is exactly the context the Supporter role saw
+  during the build.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from escpro import dialogue
+from escpro.dialogue import GoldSplit, Utterance
 from escpro.taxonomy import Taxonomy
-
-# (speaker, text, strategy) as escpro.formatting.to_messages takes them
-TurnT = tuple[str, str, "str | None"]
 
 
 @dataclass(frozen=True)
@@ -118,63 +119,50 @@ def strategy_name(node: Node, taxonomy: Taxonomy | None) -> str:
     return taxonomy.canonical(raw) or raw
 
 
-def _seed_turns(tree: Tree) -> list[dict]:
-    return [t for t in (tree.seed or {}).get("turns") or [] if isinstance(t, dict)]
-
-
-def _gold_indices(turns: list[dict]) -> list[int]:
-    """Seed turns that became gold nodes (Dialogue.gold_supporter_indices on the record)."""
-    return [
-        i
-        for i, t in enumerate(turns)
-        if t.get("speaker") == "supporter" and t.get("strategy") and not t.get("context_only")
-    ]
-
-
-def _turn(t: dict) -> TurnT:
-    speaker = t.get("speaker", "seeker")
-    return (speaker, str(t.get("text", "")), t.get("strategy") if speaker == "supporter" else None)
-
-
-def context_turns(tree: Tree) -> list[TurnT]:
-    """The dialogue before the first gold supporter turn: the seed's turns up to it (a greeting,
-    the first seeker turn), exactly what the build's root context holds (escpro.mcts.world).
-    Without a seed record, the root's seeker turn alone."""
-    turns = _seed_turns(tree)
-    gold = _gold_indices(turns)
-    if turns and gold and any(t.get("speaker") == "seeker" for t in turns[: gold[0]]):
-        return [_turn(t) for t in turns[: gold[0]]]
-    root = tree.nodes.get(tree.root_id) if tree.root_id else None
-    return [("seeker", (root.seeker_text or "") if root else "", None)]
-
-
-def _gold_tail(tree: Tree, node: Node) -> list[TurnT] | None:
-    """For a gold node: the seed's turns after its supporter turn up to the next gold turn."""
-    if not node.is_gold or node.is_root:
-        return None
-    turns = _seed_turns(tree)
-    gold = _gold_indices(turns)
-    k = len(tree.ancestry(node.node_id)) - 1
-    if not 0 <= k < len(gold):
-        return None
-    end = gold[k + 1] if k + 1 < len(gold) else len(turns)
-    return [_turn(t) for t in turns[gold[k] + 1 : end]]
-
-
-def node_turns(tree: Tree, node: Node, taxonomy: Taxonomy | None) -> list[TurnT]:
-    """What a node adds to the dialogue, as the build's contexts have it: its supporter turn,
-    then the seeker's reply (gold nodes: the seed's turns up to the next gold turn); an end node
-    whose seeker only ended adds no seeker turn."""
-    out: list[TurnT] = [("supporter", node.supporter_text or "", strategy_name(node, taxonomy))]
-    tail = _gold_tail(tree, node)
-    if tail is not None:
-        return out + tail
-    if node.seeker_text or not node.ended:
-        out.append(("seeker", node.seeker_text or "", None))
+def seed_utterances(tree: Tree) -> list[Utterance]:
+    """The seed dialogue of the tree row's `seed` record (Dialogue.to_record())."""
+    out = []
+    for t in (tree.seed or {}).get("turns") or []:
+        if isinstance(t, dict):
+            out.append(Utterance(t.get("speaker", "seeker"), str(t.get("text") or ""), t.get("strategy"),
+                                 bool(t.get("context_only"))))
     return out
 
 
-def history_before(tree: Tree, node_id: str, taxonomy: Taxonomy | None) -> list[TurnT]:
+def _split(tree: Tree) -> GoldSplit | None:
+    return dialogue.gold_split(seed_utterances(tree))
+
+
+def context_turns(tree: Tree) -> list[Utterance]:
+    """The dialogue before the first gold supporter turn: the seed's turns up to it (a greeting,
+    the first seeker turn), exactly what the build's root context holds (escpro.mcts.world).
+    Without a seed record, the root's seeker turn alone."""
+    split = _split(tree)
+    if split is not None and any(u.speaker == "seeker" for u in split.root_history):
+        return list(split.root_history)
+    root = tree.nodes.get(tree.root_id) if tree.root_id else None
+    return [Utterance("seeker", (root.seeker_text or "") if root else "")]
+
+
+def _gold_tail(tree: Tree, node: Node) -> tuple[Utterance, ...] | None:
+    """For a gold node: the seed's turns after its supporter turn up to the next gold turn."""
+    if not node.is_gold or node.is_root:
+        return None
+    split = _split(tree)
+    k = len(tree.ancestry(node.node_id)) - 1
+    if split is None or not 0 <= k < len(split.tails):
+        return None
+    return split.tails[k]
+
+
+def node_turns(tree: Tree, node: Node, taxonomy: Taxonomy | None) -> list[Utterance]:
+    """What a node adds to the dialogue, as the build's contexts have it
+    (escpro.dialogue.node_turns, with the strategy in the taxonomy's spelling)."""
+    return list(dialogue.node_turns(strategy_name(node, taxonomy), node.supporter_text,
+                                    node.seeker_text, node.ended, _gold_tail(tree, node)))
+
+
+def history_before(tree: Tree, node_id: str, taxonomy: Taxonomy | None) -> list[Utterance]:
     """The dialogue a supporter saw when it wrote node_id's turn (ends with a seeker turn)."""
     turns = context_turns(tree)
     for anc in tree.ancestry(node_id)[:-1]:
@@ -184,7 +172,7 @@ def history_before(tree: Tree, node_id: str, taxonomy: Taxonomy | None) -> list[
 
 def path_dialogue(
     tree: Tree, node_ids: list[str] | tuple[str, ...], taxonomy: Taxonomy | None
-) -> list[TurnT]:
+) -> list[Utterance]:
     """The full dialogue of a path (context, root seeker turn, every node's turns)."""
     turns = context_turns(tree)
     for nid in node_ids:

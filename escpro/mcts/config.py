@@ -26,7 +26,7 @@ SEARCH_KEYS = (
 
 
 class BuildConfig(Section):
-    # --- the paper's search (PAPER_NOTES.md section 3) ---
+    # --- the paper's search (docs/paper.md section 3) ---
     c: float = Field(P.PUCB_C.value, ge=0, description="PUCB exploration constant")
     sim_max_rounds: int = Field(P.SIM_MAX_ROUNDS.value, ge=0, description="greedy rollout rounds")
     gold_q: float = Field(P.GOLD_Q.value, description="initial Q of gold nodes (and the root)")

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from escpro.mcts.config import BuildConfig
+from escpro.mcts.parallel import TreeParallelSearch
 from escpro.mcts.restore import CorruptTree, restore_state
 from escpro.mcts.search import TreeSearch
 from escpro.mcts.state import Delta, TreeState
@@ -105,6 +106,12 @@ def seed_record(d: Dialogue) -> dict:
     return {"index": d.index, **d.to_record()}
 
 
+def search_class(cfg: BuildConfig) -> type[TreeSearch]:
+    """One iteration at a time, or several of one tree in flight (tree_parallel > 1: virtual
+    loss, escpro.mcts.parallel)."""
+    return TreeParallelSearch if cfg.tree_parallel > 1 else TreeSearch
+
+
 class Scheduler:
     def __init__(
         self,
@@ -160,7 +167,7 @@ class Scheduler:
         cache: dict | None = {} if self.cfg.reuse_answers else None
         world = DialogueWorld(self.roles, job.dialogue, layout, rec, cache)
         world.gold_tails.update(tails)
-        search = TreeSearch(state, world, self.cfg, self.commit, extra)
+        search = search_class(self.cfg)(state, world, self.cfg, self.commit, extra)
         return await search.run()
 
     async def run(self, jobs: list[SeedJob]) -> BuildStats:

@@ -1,4 +1,4 @@
-"""One tree's MCTS, as straight-line async code that awaits role calls (PAPER_NOTES.md section 3,
+"""One tree's MCTS, as straight-line async code that awaits role calls (docs/paper.md section 3,
 "One iteration, precisely").
 
 The search state lives entirely in the nodes (kind, texts, prior, Q, N), the iteration count and
@@ -26,22 +26,20 @@ from collections.abc import Awaitable, Callable
 
 from escpro.errors import EscproError, user_error
 from escpro.mcts.config import BuildConfig
+from escpro.mcts.protocol import IterationFailed, World
 from escpro.mcts.state import Delta, TreeState, node_row
 from escpro.mcts.tree import (
     Node,
     StopRules,
     add_child,
     backpropagate,
-    gold_child_priors,
-    greedy_strategy,
     highest_prior,
     mean_reward,
     select,
     stop_reason,
     walk,
 )
-from escpro.mcts.world import DialogueWorld
-from escpro.roles.api import DialogueContext, Judgement, Utterance
+from escpro.roles.api import Judgement
 from escpro.store.ids import node_id
 
 # A tree's calls per iteration before it has run one (only orders the waiting calls of trees
@@ -52,17 +50,18 @@ PRIOR_CALLS_PER_ITERATION = 10.0
 log = logging.getLogger(__name__)
 
 
-class IterationFailed(Exception):
-    """An iteration that could not make progress (the reason is the last failed call)."""
+__all__ = ["IterationFailed", "TreeSearch"]
 
 
 class TreeSearch:
-    """The search over one tree. `commit` is awaited at every commit point with a Delta."""
+    """The search over one tree, one iteration at a time. `commit` is awaited at every commit
+    point with a Delta. The world is anything implementing escpro.mcts.protocol.World;
+    escpro.mcts.parallel.TreeParallelSearch runs several iterations of one tree at once."""
 
     def __init__(
         self,
         state: TreeState,
-        world: DialogueWorld,
+        world: World,
         cfg: BuildConfig,
         commit: Callable[[Delta], Awaitable[None]],
         tree_row_extra: dict | None = None,
@@ -107,7 +106,7 @@ class TreeSearch:
         s = self.s
         nodes = [node_row(s.tree_id, nd) for nd in s.dirty.values()]
         s.dirty.clear()
-        calls, self.world.rec.rows = self.world.rec.rows, []
+        calls = self.world.drain_calls()
         if iterations_done:
             self._iter_calls += len(calls)
             self._iters_run += iterations_done
@@ -129,74 +128,41 @@ class TreeSearch:
     # ---- gold initialisation (iteration 0) ----
     async def init_gold(self) -> None:
         """The seed becomes the tree's first path: the root (first seeker turn) and one gold
-        node per gold supporter turn, Q = gold_q, N = gold_n; at each gold turn the Strategy role
-        scores the strategies on the FULL history and the others become unexpanded siblings."""
+        node per gold supporter turn, Q = gold_q, N = gold_n; the other actions the world
+        offers at each gold turn become unexpanded siblings."""
         cfg, s, w = self.cfg, self.s, self.world
-        lay = w.layout
-        names = w.names
-        w.rec.start_iteration(0)
+        w.start_iteration(0)
         # The gold turns' Strategy calls are one step of the tree's chain, so the tree has about
         # as much work left as one that has started its first iteration. Between the two the
         # started tree's call goes first: one slot moves it a step, while a gold initialisation
         # moves its tree only once all its calls are answered (docs/performance.md: -0.16 s on
         # average over 4 seeds x 2 alternating runs of bench_build.py).
-        w.rec.priority = -self.remaining_calls(1) + 0.5
+        w.priority = -self.remaining_calls(1) + 0.5
+        # Failed scorings are asked again (a live backend may answer next time), as often as an
+        # iteration may fail in a row.
+        gold = await w.gold_path(
+            cfg.max_consecutive_failures, cfg.gold_unscored_scale, cfg.gold_unscored_prior
+        )
         root = Node(
             path=(), kind="root", q=cfg.gold_q, n=cfg.gold_n, is_gold=True,
-            seeker_text=lay.root_seeker_text, created_iter=0,
+            seeker_text=gold.root_seeker_text, created_iter=0,
         )
-        # Contexts before each gold turn are known from the seed: score them all at once.
-        ctxs: list[DialogueContext] = []
-        ctx = w.root_context()
-        for gt in lay.turns:
-            ctxs.append(ctx)
-            ctx = ctx.extend(Utterance("supporter", gt.text, gt.strategy), *gt.tail)
-        parent_paths: list[tuple[int, ...]] = []
-        path: tuple[int, ...] = ()
-        for gt in lay.turns:
-            parent_paths.append(path)
-            path = path + (names.index(gt.strategy),)
-        scores_list = await w.score_many(ctxs, parent_paths)
-        # Failed turns are asked again (a live backend may answer next time), as often as an
-        # iteration may fail in a row; all of it is iteration 0 with distinct call ids.
-        for rnd in range(1, cfg.max_consecutive_failures):
-            failed = [i for i, sc in enumerate(scores_list) if sc is None]
-            if not failed:
-                break
-            w.rec.retry_round = rnd
-            again = await w.score_many([ctxs[i] for i in failed], [parent_paths[i] for i in failed])
-            for i, sc in zip(failed, again, strict=True):
-                scores_list[i] = sc
-        w.rec.retry_round = 0
-        failed = [i for i, sc in enumerate(scores_list) if sc is None]
-        if failed:
-            raise IterationFailed(
-                f"gold initialisation: strategy scoring failed at gold turn {failed[0]}: "
-                f"{w.rec.last_error}"
-            )
         parent = root
-        for k, (gt, scores) in enumerate(zip(lay.turns, scores_list, strict=True)):
-            priors = gold_child_priors(
-                names, scores, gt.strategy, w.roles.prior,
-                cfg.gold_unscored_scale, cfg.gold_unscored_prior,
-            )
+        for k, step in enumerate(gold.steps):
             gold_node = None
-            last = k == len(lay.turns) - 1
-            for strat, p in priors.items():
-                idx = names.index(strat)
-                if strat == gt.strategy:
-                    tail_seeker = [u.text for u in gt.tail if u.speaker == "seeker"]
+            last = k == len(gold.steps) - 1
+            for a in step.siblings:
+                if a.index == step.action.index:
                     gold_node = add_child(
-                        parent, idx, kind="end" if last else "expanded", strategy=strat,
-                        prior=p, q=cfg.gold_q, n=cfg.gold_n, supporter_text=gt.text,
-                        seeker_text="\n".join(tail_seeker), is_end=last, is_gold=True,
-                        created_iter=0, strategy_score=scores.get(strat),
+                        parent, a.index, kind="end" if last else "expanded", strategy=a.label,
+                        prior=a.prior, q=cfg.gold_q, n=cfg.gold_n,
+                        supporter_text=step.supporter_text, seeker_text=step.seeker_text,
+                        is_end=last, is_gold=True, created_iter=0, strategy_score=a.score,
                     )
-                    w.gold_tails[gold_node.path] = gt.tail
                 else:
                     add_child(
-                        parent, idx, kind="unexpanded", strategy=strat, prior=p,
-                        created_iter=0, strategy_score=scores.get(strat),
+                        parent, a.index, kind="unexpanded", strategy=a.label, prior=a.prior,
+                        created_iter=0, strategy_score=a.score,
                     )
             assert gold_node is not None
             parent = gold_node
@@ -207,34 +173,26 @@ class TreeSearch:
 
     # ---- one iteration ----
     async def _extend(self, node: Node, it: int) -> None:
-        """Supporter (with the node's strategy), then Seeker: unexpanded -> expanded or end."""
-        w = self.world
-        ctx = w.context(node.parent)
-        sup = await w.support(ctx, node.strategy, node.path)
-        if sup is None:
-            raise IterationFailed(w.rec.last_error)
-        seek = await w.seek(ctx.extend(Utterance("supporter", sup, node.strategy)), node.path)
-        if seek is None:
-            raise IterationFailed(w.rec.last_error)
-        node.supporter_text, node.seeker_text = sup, seek.text
-        node.is_end = bool(seek.is_end)
+        """Take an unexpanded node's action: -> expanded, or end."""
+        ext = await self.world.extend(node)
+        if ext is None:
+            raise IterationFailed(self.world.last_error)
+        node.supporter_text, node.seeker_text = ext.supporter_text, ext.seeker_text
+        node.is_end = ext.is_end
         node.kind = "end" if node.is_end else "expanded"
         if node.is_end:
             self.s.end_count += 1
         self.s.mark(node)
 
     async def _expand(self, node: Node, it: int) -> None:
-        """One Strategy call creates one unexpanded child per scored strategy, Q = N = 0."""
-        w = self.world
-        scores = await w.score(w.context(node), node.path)
-        if scores is None:
-            raise IterationFailed(w.rec.last_error)
-        priors = w.roles.prior(scores)
-        names = w.names
-        for strat, p in priors.items():
+        """The world's actions from `node` become unexpanded children, Q = N = 0."""
+        actions = await self.world.expand(node)
+        if actions is None:
+            raise IterationFailed(self.world.last_error)
+        for a in actions:
             ch = add_child(
-                node, names.index(strat), kind="unexpanded", strategy=strat, prior=p,
-                created_iter=it, strategy_score=scores.get(strat),
+                node, a.index, kind="unexpanded", strategy=a.label, prior=a.prior,
+                created_iter=it, strategy_score=a.score,
             )
             self.s.mark(ch)
             self.s.node_count += 1
@@ -260,44 +218,17 @@ class TreeSearch:
             )
         return rewards
 
-    async def _judge_and_backprop(self, node: Node, ctxs: list[DialogueContext], it: int) -> None:
-        js = await self.world.judge_many(ctxs, node.path)
+    async def _judge_and_backprop(self, node: Node, states: list | None, it: int) -> None:
+        """Judge `node` (states None) or the states of a rollout from it; backpropagate the mean."""
+        js = await self.world.judge(node, states)
         reward = mean_reward(self._judgement_rows(node, it, js))
         if reward is None:
-            raise IterationFailed(self.world.rec.last_error)
+            raise IterationFailed(self.world.last_error)
         self.s.mark(*backpropagate(node, reward))
-
-    async def _rollout(self, child: Node) -> list[DialogueContext]:
-        """Greedy rounds from `child` (Strategy, Supporter with the top strategy, Seeker), up to
-        sim_max_rounds, stopping early at an end. Returns the contexts to judge: the child's own,
-        then one per rolled-out supporter turn. Rolled-out turns are not tree nodes."""
-        w = self.world
-        cur = w.context(child)
-        ctxs = [cur]
-        for _ in range(self.cfg.sim_max_rounds):
-            scores = await w.score(cur, child.path)
-            if scores is None:
-                break
-            strat = greedy_strategy(scores)
-            sup = await w.support(cur, strat, child.path)
-            if sup is None:
-                break
-            cur = cur.extend(Utterance("supporter", sup, strat))
-            seek = await w.seek(cur, child.path)
-            if seek is None:
-                ctxs.append(cur)
-                break
-            if seek.text or not seek.is_end:
-                cur = cur.extend(Utterance("seeker", seek.text))
-            ctxs.append(cur)
-            if seek.is_end:
-                break
-        return ctxs
 
     async def iteration(self, it: int) -> None:
         """Select a leaf by PUCB, then run the rest of the iteration from it."""
-        self.world.rec.start_iteration(it)
-        self.world.rec.retry_round = self.s.consecutive_failures
+        self.world.start_iteration(it, self.s.consecutive_failures)
         await self._iterate(select(self.s.root, self.cfg.c)[-1], it)
 
     async def _iterate(self, leaf: Node, it: int) -> None:
@@ -307,16 +238,16 @@ class TreeSearch:
         if leaf.kind == "unexpanded":
             await self._extend(leaf, it)
         if leaf.is_end:
-            await self._judge_and_backprop(leaf, [self.world.context(leaf)], it)
+            await self._judge_and_backprop(leaf, None, it)
             return
         await self._expand(leaf, it)
         child = highest_prior(leaf.children)
         await self._extend(child, it)
         if child.is_end:
-            await self._judge_and_backprop(child, [self.world.context(child)], it)
+            await self._judge_and_backprop(child, None, it)
             return
-        ctxs = await self._rollout(child)
-        await self._judge_and_backprop(child, ctxs, it)
+        states = await self.world.roll_out(child, self.cfg.sim_max_rounds)
+        await self._judge_and_backprop(child, list(states), it)
 
     def failure_budget(self) -> int:
         """Failed iterations in a row the tree may have: max_consecutive_failures / (1 - f), f
@@ -345,7 +276,8 @@ class TreeSearch:
             return True
         return False
 
-    async def _run_sequential(self) -> None:
+    async def run_iterations(self) -> None:
+        """Iterations one after another until a stopping rule holds or the tree fails."""
         s = self.s
         while True:
             reason = stop_reason(s.iterations, s.end_count, self.rules)
@@ -353,7 +285,7 @@ class TreeSearch:
                 s.status, s.stop_reason = "done", reason
                 return
             it = s.iterations + 1
-            self.world.rec.priority = -self.remaining_calls(it)
+            self.world.priority = -self.remaining_calls(it)
             try:
                 await self.iteration(it)
                 s.consecutive_failures = 0
@@ -380,12 +312,7 @@ class TreeSearch:
                     return s
                 await self._flush()
             s.status = "running"
-            if self.cfg.tree_parallel > 1:
-                from escpro.mcts.parallel import run_parallel
-
-                await run_parallel(self)
-            else:
-                await self._run_sequential()
+            await self.run_iterations()
             await self._flush()
         except EscproError:  # the store gave up (e.g. the file stayed locked): stop the build
             raise
@@ -394,6 +321,6 @@ class TreeSearch:
             s.status, s.error = "failed", f"{type(exc).__name__}: {exc}"
             s.dirty.clear()
             self.judgements.clear()
-            self.world.rec.rows = []
+            self.world.drain_calls()
             await self._commit(Delta(self.tree_row()))
         return s

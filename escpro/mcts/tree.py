@@ -1,4 +1,4 @@
-"""Node math of the paper's MCTS (PAPER_NOTES.md section 3), free of models and I/O.
+"""Node math of the paper's MCTS (docs/paper.md section 3), free of models and I/O.
 
 Everything here is deterministic: ties are broken by child order (child index = the strategy's
 position in the taxonomy), so a search replayed from the same committed state takes the same

@@ -1,7 +1,8 @@
 """The "world" the search acts in: one seed dialogue and the four roles (llm-reasoners' split).
 
-The search (search.py) knows nodes, values and the iteration recipe; this module knows what a
-node means as dialogue (its context), how the gold path is laid out from a seed, and how a role
+The search (search.py) knows nodes, values and the iteration recipe and reaches this module only
+through escpro.mcts.protocol.World; this module knows what a node means as dialogue (its
+context, escpro.dialogue.node_turns), how the gold path is laid out from a seed, and how a role
 call is made and recorded. Every call becomes one llm_calls row with a deterministic id, so a
 replayed iteration after a crash writes exactly the rows the lost one would have.
 """
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from escpro.mcts.tree import Node
-from escpro.roles.api import DialogueContext, Judgement, Outcome, RoleSet, SeekerTurn, Utterance
+from escpro.dialogue import Utterance, gold_split, node_turns
+from escpro.mcts.protocol import Action, Extension, GoldPath, GoldStep, IterationFailed
+from escpro.mcts.tree import Node, gold_child_priors, greedy_strategy
+from escpro.roles.api import DialogueContext, Judgement, Outcome, RoleSet, SeekerTurn
 from escpro.seeds.model import Dialogue
 from escpro.store.ids import call_id, node_id
 
@@ -40,43 +44,29 @@ class GoldLayout:
         return next(u.text for u in reversed(self.root_history) if u.speaker == "seeker")
 
 
-def _utt(turn) -> Utterance:
-    return Utterance(turn.speaker, turn.text, turn.strategy if turn.speaker == "supporter" else None)
-
-
 def gold_layout(d: Dialogue, strategy_names: list[str]) -> GoldLayout:
-    """Split a seed into the root context and its gold supporter turns (with what follows each).
-
-    Everything before the first gold supporter turn (greeting, first seeker turn) is the root's
-    context; context-only turns never become gold nodes but stay in the dialogue.
-    """
-    gold = d.gold_supporter_indices
-    if not gold:
+    """Split a seed into the root context and its gold supporter turns (with what follows each),
+    as escpro.dialogue.gold_split does for extraction; refuses a seed the search cannot start
+    from. Everything before the first gold supporter turn (greeting, first seeker turn) is the
+    root's context; context-only turns never become gold nodes but stay in the dialogue."""
+    split = gold_split(d.turns)
+    if split is None:
         raise BadSeed("seed has no strategy-labelled supporter turn")
-    root_hist = tuple(_utt(t) for t in d.turns[: gold[0]])
-    if not any(u.speaker == "seeker" for u in root_hist):
+    if not any(u.speaker == "seeker" for u in split.root_history):
         raise BadSeed("seed has no seeker turn before its first gold supporter turn")
+    gold = d.gold_supporter_indices
     turns = []
-    for k, gi in enumerate(gold):
-        t = d.turns[gi]
+    for gi, t, tail in zip(gold, split.turns, split.tails, strict=True):
         if t.strategy not in strategy_names:
             raise BadSeed(f"gold turn {gi}: strategy {t.strategy!r} is not in the taxonomy")
-        end = gold[k + 1] if k + 1 < len(gold) else len(d.turns)
-        tail = tuple(_utt(x) for x in d.turns[gi + 1 : end])
         turns.append(GoldTurn(t.strategy, t.text, tail))
-    return GoldLayout(root_hist, tuple(turns))
+    return GoldLayout(split.root_history, tuple(turns))
 
 
 def node_utterances(node: Node, gold_tails: dict[tuple[int, ...], tuple[Utterance, ...]]):
-    """What a node adds to the dialogue: its supporter turn, then the seeker's reply (gold nodes:
-    the seed's turns up to the next gold turn). An end node whose seeker only ended adds no
-    seeker utterance."""
-    sup = Utterance("supporter", node.supporter_text or "", node.strategy)
-    if node.path in gold_tails:
-        return (sup, *gold_tails[node.path])
-    if node.seeker_text or not node.is_end:
-        return (sup, Utterance("seeker", node.seeker_text or ""))
-    return (sup,)
+    """What a search node adds to the dialogue (escpro.dialogue.node_turns)."""
+    return node_turns(node.strategy, node.supporter_text, node.seeker_text, node.is_end,
+                      gold_tails.get(node.path))
 
 
 def judged_context(ctx: DialogueContext) -> DialogueContext:
@@ -158,9 +148,12 @@ class CallRecorder:
             "tree_id": self.tree_id,
             "node_id": node_id(self.tree_id, path) if path is not None else None,
             "iteration": cur.iteration,
-            "priority": self.priority,
-            "retry_round": self.retry_round,
         }
+
+    def call_priority(self) -> float:
+        """Where the next call queues: the search's estimate (minus the tree's remaining work),
+        else the iteration (the tree furthest behind first)."""
+        return self.priority if self.priority is not None else self._cur.iteration
 
     def record(self, meta: dict[str, Any], outcome: Outcome) -> None:
         r = outcome.result
@@ -193,7 +186,11 @@ class CallRecorder:
 
 
 class DialogueWorld:
-    """One seed dialogue + the role set, seen through node paths."""
+    """One seed dialogue + the role set, seen through node paths (an escpro.mcts.protocol.World).
+
+    Each role call carries a typed priority (escpro.roles.base.RoleRequest.priority) and the
+    tree's retry round; its meta (call id, tree, node, iteration) only labels the llm_calls row.
+    """
 
     def __init__(
         self,
@@ -215,6 +212,28 @@ class DialogueWorld:
     def names(self) -> list[str]:
         return list(self.roles.taxonomy.names)
 
+    # ---- the World protocol: call bookkeeping ----
+    @property
+    def priority(self) -> float | None:
+        return self.rec.priority
+
+    @priority.setter
+    def priority(self, value: float | None) -> None:
+        self.rec.priority = value
+
+    @property
+    def last_error(self) -> str | None:
+        return self.rec.last_error
+
+    def start_iteration(self, iteration: int, retry_round: int = 0) -> None:
+        self.rec.start_iteration(iteration)
+        self.rec.retry_round = retry_round
+
+    def drain_calls(self) -> list[dict]:
+        rows, self.rec.rows = self.rec.rows, []
+        return rows
+
+    # ---- dialogue ----
     def root_context(self) -> DialogueContext:
         return DialogueContext(self.dialogue.scene, self.dialogue.situation, self.layout.root_history)
 
@@ -232,22 +251,122 @@ class DialogueWorld:
             self._ctx_cache[node.path] = ctx
         return ctx
 
+    # ---- the World protocol: steps ----
+    async def gold_path(self, retries: int, unscored_scale: float, unscored_prior: float) -> GoldPath:
+        """The seed as the tree's first path. At each gold turn the Strategy role scores the
+        strategies on the FULL history (all turns at once: their contexts are known from the
+        seed); failed turns are asked again, up to `retries` rounds in all."""
+        lay, names = self.layout, self.names
+        ctxs: list[DialogueContext] = []
+        ctx = self.root_context()
+        for gt in lay.turns:
+            ctxs.append(ctx)
+            ctx = ctx.extend(Utterance("supporter", gt.text, gt.strategy), *gt.tail)
+        paths: list[tuple[int, ...]] = []
+        path: tuple[int, ...] = ()
+        for gt in lay.turns:
+            paths.append(path)
+            path = path + (names.index(gt.strategy),)
+        scores_list = await self.score_many(ctxs, paths)
+        # All of it is iteration 0 with distinct call ids.
+        for rnd in range(1, retries):
+            failed = [i for i, sc in enumerate(scores_list) if sc is None]
+            if not failed:
+                break
+            self.rec.retry_round = rnd
+            again = await self.score_many([ctxs[i] for i in failed], [paths[i] for i in failed])
+            for i, sc in zip(failed, again, strict=True):
+                scores_list[i] = sc
+        self.rec.retry_round = 0
+        failed = [i for i, sc in enumerate(scores_list) if sc is None]
+        if failed:
+            raise IterationFailed(
+                f"gold initialisation: strategy scoring failed at gold turn {failed[0]}: "
+                f"{self.rec.last_error}"
+            )
+        steps = []
+        for gt, scores, parent in zip(lay.turns, scores_list, paths, strict=True):
+            priors = gold_child_priors(
+                names, scores, gt.strategy, self.roles.prior, unscored_scale, unscored_prior
+            )
+            acts = tuple(Action(names.index(st), st, p, scores.get(st)) for st, p in priors.items())
+            gold = next(a for a in acts if a.label == gt.strategy)
+            self.gold_tails[parent + (gold.index,)] = gt.tail
+            seeker = "\n".join(u.text for u in gt.tail if u.speaker == "seeker")
+            steps.append(GoldStep(gold, gt.text, seeker, acts))
+        return GoldPath(lay.root_seeker_text, tuple(steps))
+
+    async def extend(self, node: Node) -> Extension | None:
+        """Supporter (with the node's strategy), then Seeker."""
+        ctx = self.context(node.parent)
+        sup = await self.support(ctx, node.strategy, node.path)
+        if sup is None:
+            return None
+        seek = await self.seek(ctx.extend(Utterance("supporter", sup, node.strategy)), node.path)
+        if seek is None:
+            return None
+        return Extension(sup, seek.text, bool(seek.is_end))
+
+    async def expand(self, node: Node) -> list[Action] | None:
+        """One Strategy call scores every strategy; the priors are softmax(score / T)."""
+        scores = await self.score(self.context(node), node.path)
+        if scores is None:
+            return None
+        names = self.names
+        return [Action(names.index(st), st, p, scores.get(st))
+                for st, p in self.roles.prior(scores).items()]
+
+    async def roll_out(self, node: Node, max_rounds: int) -> list[DialogueContext]:
+        """Greedy rounds from `node` (Strategy, Supporter with the top strategy, Seeker), up to
+        max_rounds, stopping early at an end. Returns the contexts to judge: the node's own,
+        then one per rolled-out supporter turn. Rolled-out turns are not tree nodes."""
+        cur = self.context(node)
+        ctxs = [cur]
+        for _ in range(max_rounds):
+            scores = await self.score(cur, node.path)
+            if scores is None:
+                break
+            strat = greedy_strategy(scores)
+            sup = await self.support(cur, strat, node.path)
+            if sup is None:
+                break
+            cur = cur.extend(Utterance("supporter", sup, strat))
+            seek = await self.seek(cur, node.path)
+            if seek is None:
+                ctxs.append(cur)
+                break
+            if seek.text or not seek.is_end:
+                cur = cur.extend(Utterance("seeker", seek.text))
+            ctxs.append(cur)
+            if seek.is_end:
+                break
+        return ctxs
+
+    async def judge(self, node: Node, states: Sequence[DialogueContext] | None) -> list[Judgement | None]:
+        return await self.judge_many(list(states) if states is not None else [self.context(node)], node.path)
+
     # ---- role calls (each one recorded) ----
-    async def score(self, ctx: DialogueContext, path) -> dict[str, int] | None:
+    def _call(self, path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(meta for the llm_calls row, the call's typed keyword arguments)."""
         meta = self.rec.next_meta(path)
-        out = await self.roles.score_strategies(ctx, meta=meta, cache=self.cache)
+        return meta, {"meta": meta, "cache": self.cache, "priority": self.rec.call_priority(),
+                      "retry_round": self.rec.retry_round}
+
+    async def score(self, ctx: DialogueContext, path) -> dict[str, int] | None:
+        meta, kw = self._call(path)
+        out = await self.roles.score_strategies(ctx, **kw)
         self.rec.record(meta, out)
         return out.value
 
     async def support(self, ctx: DialogueContext, strategy: str, path) -> str | None:
-        meta = self.rec.next_meta(path)
-        out = await self.roles.support(ctx, strategy, meta=meta, cache=self.cache)
+        meta, kw = self._call(path)
+        out = await self.roles.support(ctx, strategy, **kw)
         self.rec.record(meta, out)
         return out.value
 
     async def seek(self, ctx: DialogueContext, path) -> SeekerTurn | None:
-        meta = self.rec.next_meta(path)
-        out = await self.roles.seek(ctx, meta=meta, cache=self.cache)
+        meta, kw = self._call(path)
+        out = await self.roles.seek(ctx, **kw)
         self.rec.record(meta, out)
         return out.value
 
@@ -256,25 +375,19 @@ class DialogueWorld:
         share a prefix, which a prefix cache reuses). Each context is judged as
         `judged_context` cuts it: up to and including the supporter turn being rated."""
         ctxs = [judged_context(c) for c in ctxs]
-        metas = [self.rec.next_meta(path) for _ in ctxs]
+        calls = [self._call(path) for _ in ctxs]
         outs = await asyncio.gather(
-            *(
-                self.roles.judge(c, meta=m, cache=self.cache)
-                for c, m in zip(ctxs, metas, strict=True)
-            )
+            *(self.roles.judge(c, **kw) for c, (_, kw) in zip(ctxs, calls, strict=True))
         )
-        for m, o in zip(metas, outs, strict=True):
+        for (m, _), o in zip(calls, outs, strict=True):
             self.rec.record(m, o)
         return [o.value for o in outs]
 
     async def score_many(self, ctxs: list[DialogueContext], paths: list) -> list[dict | None]:
-        metas = [self.rec.next_meta(p) for p in paths]
+        calls = [self._call(p) for p in paths]
         outs = await asyncio.gather(
-            *(
-                self.roles.score_strategies(c, meta=m, cache=self.cache)
-                for c, m in zip(ctxs, metas, strict=True)
-            )
+            *(self.roles.score_strategies(c, **kw) for c, (_, kw) in zip(ctxs, calls, strict=True))
         )
-        for m, o in zip(metas, outs, strict=True):
+        for (m, _), o in zip(calls, outs, strict=True):
             self.rec.record(m, o)
         return [o.value for o in outs]

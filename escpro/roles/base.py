@@ -37,8 +37,10 @@ class RoleRequest:
 
     `messages` are chat messages ({"role", "content"}); backends for base models render them as
     a transcript. `schema` is a JSON schema the answer must satisfy (constrained at decoding time
-    where the backend can, always validated), or None for free text. `meta` rides along untouched
-    (tree id, node id, iteration) so callers can log the call where it belongs.
+    where the backend can, always validated), or None for free text. `priority` orders the calls
+    that wait for a backend's slots (lower first: the build passes minus the tree's remaining
+    work); not part of the key. `meta` rides along untouched (tree id, node id, iteration) so
+    callers can log the call where it belongs; no backend reads it.
     """
 
     role: str
@@ -49,6 +51,7 @@ class RoleRequest:
     # The same prompt rendered as a plain transcript for base models without a chat template
     # (escpro.roles.prompts); derived from the messages' template, so not part of the key.
     prompt: str | None = field(default=None, compare=False, hash=False)
+    priority: float = field(default=0.0, compare=False, hash=False)
 
     def key(self, model: str = "") -> str:
         """Stable hash of (role, model, prompt, schema, sampling): the answer-reuse key.

@@ -138,7 +138,7 @@ class RolesConfig(Section):
         "and Reward roles (a deviation: in the paper only the Seeker sees them; docs/fidelity.md)"
     )
     prompts_dir: str | None = Field(
-        None, description="directory of role templates; default configs/prompts (missing files fall back)"
+        None, description="directory of role templates; default escpro/data/prompts (missing files fall back)"
     )
 
     @field_validator("prompts_dir")

@@ -88,7 +88,7 @@ class ServerTokenizer:
     async def max_model_len(self) -> int | None:
         try:
             data = await self._request("GET", f"{self.v1}/models")
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
         for card in (data or {}).get("data") or []:
             if card.get("id") == self.model and isinstance(card.get("max_model_len"), int):
@@ -108,7 +108,7 @@ class ServerTokenizer:
             body.update(messages=[dict(m) for m in prompt.messages], add_generation_prompt=True)
         try:
             data = await self._request("POST", f"{self.root}/tokenize", body)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("count"), int):
             log.info("no usable /tokenize at %s: prompt lengths are estimated", self.root)

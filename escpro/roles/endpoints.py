@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from escpro import atomic
 from escpro.config import format_validation_error
 from escpro.errors import ConfigError
+from escpro.fileformat import validate_file
 from escpro.roles.base import ROLES
 from escpro.roles.config import RolesConfig
 
@@ -66,39 +67,49 @@ class Endpoint(BaseModel):
         return _check_url(v)
 
 
+class EndpointsFile(BaseModel):
+    """The whole file: one optional entry per role, at least one; any other top-level key is an
+    unknown role."""
+
+    model_config = ConfigDict(extra="forbid")
+    seeker: Endpoint | None = None
+    supporter: Endpoint | None = None
+    strategy: Endpoint | None = None
+    reward: Endpoint | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> EndpointsFile:
+        if not self.roles():
+            raise ValueError(f"a mapping {{role: {{base_url, model, api_key_env}}}} is required (roles: {', '.join(ROLES)})")
+        return self
+
+    def roles(self) -> dict[str, Endpoint]:
+        return {r: ep for r in ROLES if (ep := getattr(self, r)) is not None}
+
+
+def _read(p: Path) -> Any:
+    if p.suffix != ".json":
+        from escpro.config import load_yaml_bounded
+
+        return load_yaml_bounded(p, "endpoints file")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}): not an endpoints file") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: nested too deeply: not an endpoints file") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: not valid JSON ({str(exc).splitlines()[0]})") from None
+
+
 def load_endpoints(path: str | Path) -> dict[str, dict[str, Any]]:
+    """{role: endpoint} of an endpoints file; ConfigError naming the file and every bad key."""
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: endpoints file not found (write one with `escpro serve --endpoints-out`)")
-    if p.suffix == ".json":
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}): not an endpoints file") from None
-        except RecursionError:
-            raise ConfigError(f"{p}: nested too deeply: not an endpoints file") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{p}: not valid JSON ({str(exc).splitlines()[0]})") from None
-    else:
-        from escpro.config import load_yaml_bounded
-
-        data = load_yaml_bounded(p, "endpoints file")
-    if not isinstance(data, dict) or not data:
-        raise ConfigError(f"{p}: a mapping {{role: {{base_url, model, api_key_env}}}} is required")
-    out: dict[str, dict[str, Any]] = {}
-    for role, ep in data.items():
-        if role not in ROLES:
-            raise ConfigError(f"{p}: {role}: unknown role (use {', '.join(ROLES)})")
-        if not isinstance(ep, dict):
-            raise ConfigError(f"{p}: {role}: a mapping with base_url and model is required")
-        try:
-            out[role] = Endpoint.model_validate(ep).model_dump(exclude_none=True)
-        except ValidationError as exc:
-            e = exc.errors()[0]
-            loc = ".".join(str(x) for x in (role, *e["loc"]))
-            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
-            raise ConfigError(f"{p}: {loc}: {msg}") from None
-    return out
+    data = _read(p)
+    parsed = validate_file(EndpointsFile, data, p, unknown_top=f"unknown role (use {', '.join(ROLES)})")
+    return {role: ep.model_dump(exclude_none=True) for role, ep in parsed.roles().items()}
 
 
 def write_endpoints(path: str | Path, endpoints: dict[str, dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""Prompts of the four roles, rendered from editable templates in configs/prompts/.
+"""Prompts of the four roles, rendered from editable templates in escpro/data/prompts/.
 
 Each role has one YAML template with three `string.Template` texts: `system` and `user` (the chat
 messages for models with a chat template) and `transcript` (a plain text a base model continues).
@@ -15,18 +15,19 @@ a `${background}` block too; with it off a non-seeker template that asks for `${
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from typing import Any
 
-import yaml
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from escpro import paper_defaults as P
+from escpro.atomic import sha256_text
 from escpro.errors import ConfigError
-from escpro.paths import configs_dir
+from escpro.fileformat import read_yaml, validate_file
+from escpro.paths import data_path
 from escpro.roles.api import DialogueContext
 from escpro.roles.schemas import json_keys_hint, reward_schema, strategy_schema
 from escpro.taxonomy import Taxonomy
@@ -75,7 +76,7 @@ class Prompt:
 
 
 def default_prompts_dir() -> Path:
-    return configs_dir() / "prompts"
+    return data_path("prompts")
 
 
 def _template_path(role: str, prompts_dir: str | Path | None) -> Path:
@@ -86,42 +87,47 @@ def _template_path(role: str, prompts_dir: str | Path | None) -> Path:
     return default_prompts_dir() / f"{role}.yaml"
 
 
+def _template(v: Any, info: ValidationInfo) -> Template:
+    """One template text: non-empty, valid $-placeholders, only the role's placeholders."""
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("a non-empty string is required")
+    tpl = Template(v)
+    if not tpl.is_valid():
+        raise ValueError("invalid $-placeholder (write $$ for a literal $)")
+    allowed = PLACEHOLDERS[(info.context or {})["role"]]
+    ok = allowed | ({"system", "user"} if info.field_name == "transcript" else set())
+    unknown = sorted(set(tpl.get_identifiers()) - ok)
+    if unknown:
+        raise ValueError(f"unknown placeholder ${{{unknown[0]}}} (allowed: {', '.join(sorted(ok))})")
+    return tpl
+
+
+class TemplateFile(BaseModel):
+    """The YAML shape of a role template (escpro/data/prompts/<role>.yaml); validated with the
+    role in the context, which decides the placeholders allowed."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    system: Template
+    user: Template
+    transcript: Template
+
+    _check = field_validator("system", "user", "transcript", mode="plain")(_template)
+
+
 def _load_one(role: str, path: Path) -> RoleTemplate:
     if not path.exists():
         raise ConfigError(f"{path}: prompt template not found")
+    data = read_yaml(path, "prompt template")
     text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a mapping with system, user and transcript is required")
-    extra = set(data) - {"system", "user", "transcript"}
-    if extra:
-        raise ConfigError(f"{path}: {sorted(extra)[0]}: unknown key")
-    parts = {}
-    allowed = PLACEHOLDERS[role]
-    for key in ("system", "user", "transcript"):
-        val = data.get(key)
-        if not isinstance(val, str) or not val.strip():
-            raise ConfigError(f"{path}: {key}: a non-empty string is required")
-        tpl = Template(val)
-        if not tpl.is_valid():
-            raise ConfigError(f"{path}: {key}: invalid $-placeholder (write $$ for a literal $)")
-        ok = allowed | ({"system", "user"} if key == "transcript" else set())
-        unknown = set(tpl.get_identifiers()) - ok
-        if unknown:
-            raise ConfigError(
-                f"{path}: {key}: unknown placeholder ${{{sorted(unknown)[0]}}} "
-                f"(allowed: {', '.join(sorted(ok))})"
-            )
-        parts[key] = tpl
+    parts = validate_file(TemplateFile, data, path, context={"role": role})
     return RoleTemplate(
         role=role,
         path=str(path),
         text=text,
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        **parts,
+        sha256=sha256_text(text),
+        system=parts.system,
+        user=parts.user,
+        transcript=parts.transcript,
     )
 
 

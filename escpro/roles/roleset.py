@@ -83,7 +83,10 @@ class ConcreteRoleSet:
         return {role: {"backend": m.backend, "model": m.model} for role, m in self.models.items()}
 
     # --- plumbing -----------------------------------------------------------------------------
-    def _request(self, role: str, prompt: Prompt, meta: dict[str, Any] | None) -> RoleRequest:
+    def _request(
+        self, role: str, prompt: Prompt, meta: dict[str, Any] | None = None,
+        priority: float = 0.0, rnd: int = 0,
+    ) -> RoleRequest:
         req = RoleRequest(
             role=role,
             messages=prompt.messages,
@@ -91,8 +94,8 @@ class ConcreteRoleSet:
             sampling=self._sampling[role],
             meta=dict(meta or {}),
             prompt=prompt.transcript,
+            priority=priority,
         )
-        rnd = req.meta.get("retry_round") or 0
         if rnd:
             # The caller's previous try of this step failed: begin where its retries ended, so a
             # request whose answer fails (bad JSON at temperature 0, a server that rejects that
@@ -102,15 +105,16 @@ class ConcreteRoleSet:
         return req
 
     async def _fit(self, role: str, ctx: DialogueContext, render: Callable[[DialogueContext], Prompt],
-                   meta: dict[str, Any] | None) -> tuple[RoleRequest, int]:
+                   meta: dict[str, Any] | None, priority: float = 0.0,
+                   rnd: int = 0) -> tuple[RoleRequest, int]:
         """The request with its prompt fitted into the role's context window, and the turns dropped."""
         window = self.windows.get(role)
         if window is None:
-            return self._request(role, render(ctx), meta), 0
+            return self._request(role, render(ctx), meta, priority, rnd), 0
         fit = await fit_prompt(role, window, ctx, render)
         if window.unbounded:
             self.windows[role] = None
-        req = self._request(role, fit.prompt, meta)
+        req = self._request(role, fit.prompt, meta, priority, rnd)
         if fit.max_tokens is not None:
             req = dataclasses.replace(req, sampling=dataclasses.replace(req.sampling, max_tokens=fit.max_tokens))
         return req, fit.dropped
@@ -137,7 +141,7 @@ class ConcreteRoleSet:
                 async with _timeout(budget):
                     return (await model.generate([req]))[0]
             return (await asyncio.wait_for(model.generate([req]), budget))[0]
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return RoleResult(req, "timeout", error=f"no answer within {budget:g} s",
                               backend=model.backend, model=model.model, latency_ms=budget * 1000)
         except Exception as exc:  # a backend bug must not take the tree down
@@ -245,10 +249,11 @@ class ConcreteRoleSet:
 
     # --- the RoleSet protocol -------------------------------------------------------------------
     async def score_strategies(
-        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None,
+        priority: float = 0.0, retry_round: int = 0,
     ) -> Outcome[dict[str, int]]:
         req, cut = await self._fit("strategy", ctx, lambda c: self.prompts.strategy(
-            c, transcript=self._transcript["strategy"]), meta)
+            c, transcript=self._transcript["strategy"]), meta, priority, retry_round)
         return self._mark(await self._call(req, self._parse_scores, cache), cut)
 
     def prior(self, scores: dict[str, int]) -> dict[str, float]:
@@ -261,23 +266,27 @@ class ConcreteRoleSet:
         *,
         meta: dict[str, Any] | None = None,
         cache: dict | None = None,
+        priority: float = 0.0,
+        retry_round: int = 0,
     ) -> Outcome[str]:
         req, cut = await self._fit("supporter", ctx, lambda c: self.prompts.supporter(
-            c, strategy, transcript=self._transcript["supporter"]), meta)
+            c, strategy, transcript=self._transcript["supporter"]), meta, priority, retry_round)
         return self._mark(await self._call(req, self._parse_support, cache), cut)
 
     async def seek(
-        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None,
+        priority: float = 0.0, retry_round: int = 0,
     ) -> Outcome[SeekerTurn]:
         req, cut = await self._fit("seeker", ctx, lambda c: self.prompts.seeker(
-            c, transcript=self._transcript["seeker"]), meta)
+            c, transcript=self._transcript["seeker"]), meta, priority, retry_round)
         return self._mark(await self._call(req, self._parse_seek, cache), cut)
 
     async def judge(
-        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None
+        self, ctx: DialogueContext, *, meta: dict[str, Any] | None = None, cache: dict | None = None,
+        priority: float = 0.0, retry_round: int = 0,
     ) -> Outcome[Judgement]:
         req, cut = await self._fit("reward", ctx, lambda c: self.prompts.reward(
-            c, transcript=self._transcript["reward"]), meta)
+            c, transcript=self._transcript["reward"]), meta, priority, retry_round)
         return self._mark(await self._call(req, self._parse_judgement, cache), cut)
 
     async def aclose(self) -> None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from escpro import paper_defaults as P
 
@@ -21,67 +24,75 @@ class SchemaError(ValueError):
     """An answer does not satisfy its schema (the message says where)."""
 
 
-def enum_object_schema(keys: Sequence[str], lo: int, hi: int, title: str) -> dict[str, Any]:
-    values = list(range(int(lo), int(hi) + 1))
-    return {
-        "title": title,
-        "type": "object",
-        "properties": {k: {"type": "integer", "enum": values} for k in keys},
-        "required": list(keys),
-        "additionalProperties": False,
-    }
+class RoleSchema(dict):
+    """The JSON schema sent to the engine (a plain dict to every backend and serializer), carrying
+    the pydantic model it was generated from, which validates the answer."""
+
+    model: type[BaseModel]
+
+
+def _integer_only(v: Any) -> Any:
+    # Literal[0, 1, ...] compares by equality, so True and 1.0 would pass as 1 (other types fail
+    # the enum itself).
+    if isinstance(v, (bool, float)):
+        raise ValueError(f"{v!r} is not an integer")
+    return v
+
+
+@lru_cache(maxsize=64)
+def score_model(keys: tuple[str, ...], lo: int, hi: int, title: str) -> type[BaseModel]:
+    """A model with one required integer field per key, each an enum lo..hi; no other keys.
+    Keys are aliases (strategy names have spaces), fields are positional names."""
+    score = Annotated[Literal[tuple(range(int(lo), int(hi) + 1))], BeforeValidator(_integer_only)]  # type: ignore[valid-type]
+    fields: dict[str, Any] = {f"k{i}": (score, Field(alias=k)) for i, k in enumerate(keys)}
+    return create_model(title, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _engine_schema(model: type[BaseModel]) -> RoleSchema:
+    """The model's JSON schema as engines take it: an enum per field (never minimum/maximum:
+    outlines_core ignores ranges), required keys, additionalProperties false; no per-field titles."""
+    js = model.model_json_schema()
+    props = {k: {"type": "integer", "enum": v["enum"]} for k, v in js["properties"].items()}
+    out = RoleSchema(title=js["title"], type="object", properties=props, required=js["required"],
+                     additionalProperties=False)
+    out.model = model
+    return out
+
+
+def enum_object_schema(keys: Sequence[str], lo: int, hi: int, title: str) -> RoleSchema:
+    return _engine_schema(score_model(tuple(keys), int(lo), int(hi), title))
 
 
 def strategy_schema(
     names: Sequence[str],
     lo: int = int(P.STRATEGY_SCORE_MIN.value),
     hi: int = int(P.STRATEGY_SCORE_MAX.value),
-) -> dict[str, Any]:
+) -> RoleSchema:
     """One integer score per strategy name (the taxonomy's names, in its order)."""
     return enum_object_schema(names, lo, hi, "StrategyScores")
 
 
 def reward_schema(
     lo: int = int(P.REWARD_SCORE_MIN.value), hi: int = int(P.REWARD_SCORE_MAX.value)
-) -> dict[str, Any]:
+) -> RoleSchema:
     return enum_object_schema(REWARD_KEYS, lo, hi, "RewardScores")
 
 
-def _check(value: Any, schema: Mapping[str, Any], where: str) -> None:
-    if "enum" in schema and value not in schema["enum"]:
-        raise SchemaError(f"{where}: {value!r} is not one of {_short(schema['enum'])}")
-    typ = schema.get("type")
-    if typ == "integer" and (not isinstance(value, int) or isinstance(value, bool)):
-        raise SchemaError(f"{where}: {value!r} is not an integer")
-    if typ == "number" and (not isinstance(value, (int, float)) or isinstance(value, bool)):
-        raise SchemaError(f"{where}: {value!r} is not a number")
-    if typ == "string" and not isinstance(value, str):
-        raise SchemaError(f"{where}: {value!r} is not a string")
-    if typ == "boolean" and not isinstance(value, bool):
-        raise SchemaError(f"{where}: {value!r} is not a boolean")
-    if "minimum" in schema and value < schema["minimum"]:
-        raise SchemaError(f"{where}: {value!r} < minimum {schema['minimum']}")
-    if "maximum" in schema and value > schema["maximum"]:
-        raise SchemaError(f"{where}: {value!r} > maximum {schema['maximum']}")
-    if typ == "array":
-        if not isinstance(value, list):
-            raise SchemaError(f"{where}: not an array")
-        for i, item in enumerate(value):
-            _check(item, schema.get("items", {}), f"{where}[{i}]")
-    if typ == "object":
-        if not isinstance(value, dict):
-            raise SchemaError(f"{where}: not an object")
-        props = schema.get("properties", {})
-        for key in schema.get("required", ()):
-            if key not in value:
-                raise SchemaError(f"{where}: missing key {key!r}")
-        if schema.get("additionalProperties") is False:
-            extra = [k for k in value if k not in props]
-            if extra:
-                raise SchemaError(f"{where}: unexpected key {extra[0]!r}")
-        for key, sub in props.items():
-            if key in value:
-                _check(value[key], sub, f"{where}.{key}" if where else key)
+def model_for(schema: Mapping[str, Any]) -> type[BaseModel]:
+    """The validating model of a schema: its own, or rebuilt from a plain dict of the same shape
+    (a schema that crossed a process boundary as JSON)."""
+    model = getattr(schema, "model", None)
+    if model is not None:
+        return model
+    try:
+        props = schema["properties"]
+        enums = [p["enum"] for p in props.values()]
+        lo, hi = min(enums[0]), max(enums[0])
+        if any(e != list(range(lo, hi + 1)) for e in enums) or set(schema["required"]) != set(props):
+            raise ValueError
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise SchemaError("unsupported schema: escpro validates objects of integer enums") from None
+    return score_model(tuple(props), lo, hi, str(schema.get("title", "Scores")))
 
 
 def _short(values: Sequence[Any]) -> str:
@@ -89,10 +100,27 @@ def _short(values: Sequence[Any]) -> str:
     return f"{vals[0]}..{vals[-1]}" if len(vals) > 4 else str(vals)
 
 
+def _problem(err: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
+    key = ".".join(str(x) for x in err["loc"])
+    kind = err["type"]
+    if kind == "missing":
+        return f"missing key {key!r}"
+    if kind == "extra_forbidden":
+        return f"unexpected key {key!r}"
+    if kind == "literal_error":
+        allowed = schema.get("properties", {}).get(key, {}).get("enum") or []
+        return f"{key}: {err['input']!r} is not one of {_short(allowed)}"
+    if kind == "model_type":
+        return "not an object"
+    return f"{key}: {err['msg'].removeprefix('Value error, ')}"
+
+
 def validate(value: Any, schema: Mapping[str, Any]) -> Any:
-    """Check `value` against the subset of JSON schema escpro emits (type, enum, min/max,
-    properties, required, additionalProperties, items); raise SchemaError on the first problem."""
-    _check(value, schema, "")
+    """Check `value` against the schema's pydantic model; SchemaError lists every problem."""
+    try:
+        model_for(schema).model_validate(value)
+    except ValidationError as exc:
+        raise SchemaError("; ".join(_problem(e, schema) for e in exc.errors())) from None
     return value
 
 

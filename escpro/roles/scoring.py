@@ -1,4 +1,4 @@
-"""The role math: strategy prior and turn reward (pure functions, PAPER_NOTES.md section 2/3)."""
+"""The role math: strategy prior and turn reward (pure functions, docs/paper.md section 2/3)."""
 
 from __future__ import annotations
 

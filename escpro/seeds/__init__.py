@@ -1,5 +1,6 @@
 """Seed dialogues: one Dialogue model for ExTES, ESConv and escpro's canonical JSONL."""
 
-from escpro.seeds.model import Dialogue, Turn
+from escpro.dialogue import Utterance
+from escpro.seeds.model import Dialogue
 
-__all__ = ["Dialogue", "Turn"]
+__all__ = ["Dialogue", "Utterance"]

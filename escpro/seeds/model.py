@@ -7,50 +7,31 @@ tree's gold path from `turns`, evaluation turns them into test items.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 
-Speaker = Literal["seeker", "supporter"]
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One utterance after normalisation (consecutive turns of one speaker already merged).
-
-    `strategy` is the taxonomy's canonical name (supporter turns only). `context_only` marks a
-    supporter turn that is dialogue context but never a gold node or evaluation item: a turn
-    before the first seeker turn, or a greeting with an empty strategy.
-    """
-
-    speaker: Speaker
-    text: str
-    strategy: str | None = None
-    context_only: bool = False
+from escpro.dialogue import Utterance, gold_indices
 
 
 @dataclass(frozen=True)
 class Dialogue:
-    """A seed dialogue: scene (problem type), situation (the seeker's description), turns."""
+    """A seed dialogue: scene (problem type), situation (the seeker's description), turns
+    (escpro.dialogue.Utterance, consecutive turns of one speaker already merged)."""
 
     seed_id: str
     index: int
     scene: str
     situation: str
-    turns: tuple[Turn, ...]
+    turns: tuple[Utterance, ...]
     source_format: str = "jsonl"
     meta: dict = field(default_factory=dict, compare=False)
 
     @property
-    def supporter_turns(self) -> list[Turn]:
+    def supporter_turns(self) -> list[Utterance]:
         return [t for t in self.turns if t.speaker == "supporter"]
 
     @property
     def gold_supporter_indices(self) -> list[int]:
         """Indices in `turns` of supporter turns that are gold (strategy-labelled, not context)."""
-        return [
-            i
-            for i, t in enumerate(self.turns)
-            if t.speaker == "supporter" and not t.context_only and t.strategy
-        ]
+        return gold_indices(self.turns)
 
     def to_record(self) -> dict:
         """The canonical JSONL record (what `escpro seeds convert` writes)."""

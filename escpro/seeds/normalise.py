@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from escpro.dialogue import Utterance
 from escpro.seeds.formats import RawRecord, RawTurn, RecordDrop
-from escpro.seeds.model import Dialogue, Turn
+from escpro.seeds.model import Dialogue
 from escpro.taxonomy import Taxonomy, normalise_label
 
 
@@ -59,25 +60,25 @@ def normalise(record: RawRecord, taxonomy: Taxonomy, source_format: str) -> Norm
     turns, mixed = merge_turns(record.turns, taxonomy)
     if not any(t.speaker == "seeker" for t in turns):
         raise RecordDrop("no_seeker_turn")
-    out: list[Turn] = []
+    out: list[Utterance] = []
     seen_seeker = False
     first_supporter = True
     for t in turns:
         if t.speaker == "seeker":
             seen_seeker = True
-            out.append(Turn("seeker", t.text))
+            out.append(Utterance("seeker", t.text))
             continue
         canon = taxonomy.canonical(t.label)
         context = t.context_only or not seen_seeker or (first_supporter and not t.label)
         first_supporter = False
         if context:
-            out.append(Turn("supporter", t.text, canon, context_only=True))
+            out.append(Utterance("supporter", t.text, canon, context_only=True))
             continue
         if not t.label:
             raise RecordDrop("missing_strategy")
         if canon is None:
             raise RecordDrop("unknown_strategy", t.label)
-        out.append(Turn("supporter", t.text, canon))
+        out.append(Utterance("supporter", t.text, canon))
     if not any(t.speaker == "supporter" and not t.context_only for t in out):
         raise RecordDrop("no_supporter_turn")
     dialogue = Dialogue(

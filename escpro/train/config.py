@@ -1,6 +1,6 @@
 """`train:` config section (importing it must not import torch).
 
-One TrainConfig expresses every hyper-parameter of the paper's Tables 13/14 (PAPER_NOTES.md
+One TrainConfig expresses every hyper-parameter of the paper's Tables 13/14 (docs/paper.md
 section 5) plus what a TRL run needs. Batch sizes are GLOBAL, as in the paper: the per-device batch
 times gradient accumulation times the world size must equal `global_batch_size`; accumulation is
 derived at run time from the launcher's WORLD_SIZE. Names LLaMA-Factory users know are accepted as
@@ -15,11 +15,7 @@ from pydantic import Field, model_validator
 
 from escpro import paper_defaults as P
 from escpro.config_base import SEED_MAX, Section
-
-Method = Literal["sft", "dpo", "ipo", "simpo", "kto", "orpo"]
-METHODS: tuple[str, ...] = ("sft", "dpo", "ipo", "simpo", "kto", "orpo")
-PREFERENCE_METHODS: tuple[str, ...] = ("dpo", "ipo", "simpo", "orpo")
-REFERENCE_METHODS: tuple[str, ...] = ("dpo", "ipo", "kto")  # losses that use pi_ref
+from escpro.train.methods import MethodName, method
 
 # LLaMA-Factory (and TRL) spellings accepted in recipes and on the command line -> our field name.
 ALIASES: dict[str, str] = {
@@ -40,22 +36,12 @@ ALIASES: dict[str, str] = {
 # Experiment trackers TRL can report to (transformers' report_to names).
 REPORT_TO: tuple[str, ...] = ("none", "tensorboard", "wandb")
 
-# Which data file of an `escpro extract` directory each method reads.
-DATA_FILES: dict[str, str] = {
-    "sft": "sft.jsonl",
-    "dpo": "pairs.jsonl",
-    "ipo": "pairs.jsonl",
-    "simpo": "pairs.jsonl",
-    "orpo": "pairs.jsonl",
-    "kto": "kto.jsonl",
-}
-
 
 class TrainConfig(Section):
     """Everything one `escpro train` run needs; see docs/train.md for the recipe table."""
 
     # What to train
-    method: Method = "dpo"
+    method: MethodName = "dpo"
     mode: Literal["lora", "full"] = "lora"
     model: str | None = Field(
         None, description="local dir, HF id, or 'tiny' (the locally built random test model)"
@@ -211,10 +197,10 @@ class TrainConfig(Section):
 
     @property
     def uses_reference(self) -> bool:
-        return self.method in REFERENCE_METHODS
+        return method(self.method).reference
 
     def data_file_name(self) -> str:
-        return DATA_FILES[self.method]
+        return method(self.method).data_file
 
     def accumulation(self, world_size: int) -> int:
         """Gradient accumulation so per-device x accumulation x world size = global batch."""

@@ -9,7 +9,6 @@ Every problem is reported as one line naming the file and record, before any mod
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +16,10 @@ from typing import Any
 
 from escpro.atomic import sha256_file  # noqa: F401  (the one helper; re-exported)
 from escpro.errors import DataError
-from escpro.train.config import DATA_FILES
+from escpro.train.methods import KIND_FILES, KIND_KEYS, KIND_NAMES, REGISTRY, method
 
 ROLES = {"system", "user", "assistant"}
-KINDS = {"pairs": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label"), "sft": ("messages",)}
-METHOD_KIND = {"sft": "sft", "kto": "kto", "dpo": "pairs", "ipo": "pairs", "simpo": "pairs", "orpo": "pairs"}
-KIND_NAMES = {"pairs": "preference pairs (prompt/chosen/rejected)", "kto": "KTO records (prompt/completion/label)", "sft": "SFT dialogues (messages)"}
+
 
 
 @dataclass
@@ -37,27 +34,24 @@ class TrainData:
     selected_paths: list[str] | None = None
     notes: list[str] = field(default_factory=list)
 
-    def content_sha256(self) -> str:
-        h = hashlib.sha256()
-        for r in self.records:
-            h.update(json.dumps(r, sort_keys=True, ensure_ascii=False).encode())
-            h.update(b"\n")
-        return h.hexdigest()
+
+def _who_reads() -> str:
+    by_file: dict[str, list[str]] = {}
+    for m in REGISTRY.values():
+        by_file.setdefault(m.data_file, []).append(m.name)
+    return ", ".join(f"{'/'.join(names)} read{'s' if len(names) == 1 else ''} {f}" for f, names in by_file.items())
 
 
-def resolve_data_file(data: str | Path, method: str) -> Path:
+def resolve_data_file(data: str | Path, name: str) -> Path:
     """A file is used as given; a directory (an `escpro extract` output) gives the method's file."""
     p = Path(data)
     if p.is_file():
         return p
     if p.is_dir():
-        f = p / DATA_FILES[method]
+        f = p / method(name).data_file
         if not f.is_file():
             others = ", ".join(sorted(x.name for x in p.glob("*.jsonl"))) or "no .jsonl files"
-            raise DataError(
-                f"{p}: no {DATA_FILES[method]} for method {method} (sft reads sft.jsonl, kto reads "
-                f"kto.jsonl, dpo/ipo/simpo/orpo read pairs.jsonl); found: {others}"
-            )
+            raise DataError(f"{p}: no {f.name} for method {name} ({_who_reads()}); found: {others}")
         return f
     raise DataError(f"{p}: data file or directory not found")
 
@@ -96,7 +90,7 @@ def _check_completion(msgs: Any, where: str, what: str) -> None:
 def validate_record(rec: Any, kind: str, where: str) -> None:
     if not isinstance(rec, dict):
         raise DataError(f"{where}: a record must be a JSON object")
-    missing = [k for k in KINDS[kind] if k not in rec]
+    missing = [k for k in KIND_KEYS[kind] if k not in rec]
     if missing:
         raise DataError(f"{where}: missing column(s) {', '.join(missing)} for {KIND_NAMES[kind]}")
     if kind == "sft":
@@ -158,24 +152,24 @@ def unpair(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def load_train_data(data: str | Path, method: str, dialogues: int | None = None) -> TrainData:
-    """Read, validate and (with `dialogues`) subset the data for `method`."""
-    path = resolve_data_file(data, method)
+def load_train_data(data: str | Path, name: str, dialogues: int | None = None) -> TrainData:
+    """Read, validate and (with `dialogues`) subset the data for method `name`."""
+    path = resolve_data_file(data, name)
     raw = read_jsonl(path)
     if not raw:
         raise DataError(f"{path}: empty dataset (no records)")
-    want = METHOD_KIND[method]
+    want = method(name).data
     have = detect_kind(raw[0]) if isinstance(raw[0], dict) else None
     notes: list[str] = []
     if have is None:
         raise DataError(
             f"{path}: record 1: unrecognised format (keys {sorted(raw[0]) if isinstance(raw[0], dict) else type(raw[0]).__name__}); "
-            f"method {method} needs {KIND_NAMES[want]}"
+            f"method {name} needs {KIND_NAMES[want]}"
         )
     if have != want and not (want == "kto" and have == "pairs"):
         raise DataError(
-            f"{path}: holds {KIND_NAMES[have]} but method {method} needs {KIND_NAMES[want]} "
-            f"(use {DATA_FILES[method]} from the `escpro extract` output)"
+            f"{path}: holds {KIND_NAMES[have]} but method {name} needs {KIND_NAMES[want]} "
+            f"(use {KIND_FILES[want]} from the `escpro extract` output)"
         )
     for i, rec in enumerate(raw, 1):
         validate_record(rec, have, f"{path}: record {i}")
@@ -206,7 +200,7 @@ def load_train_data(data: str | Path, method: str, dialogues: int | None = None)
 def _dialogue_order(path: Path, records: list[dict[str, Any]]) -> list[str]:
     """The dialogue order of an extract directory is sft.jsonl's (one record per valid path), so
     `--dialogues N` picks the same N dialogues whatever the method; otherwise the file's own order."""
-    sft = path.parent / DATA_FILES["sft"]
+    sft = path.parent / KIND_FILES["sft"]
     if sft.is_file() and sft != path:
         try:
             order = path_order(read_jsonl(sft))

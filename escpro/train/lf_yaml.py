@@ -15,6 +15,7 @@ from typing import Any
 
 from escpro.errors import ConfigError
 from escpro.train.launch import world_size
+from escpro.train.methods import REGISTRY
 
 ESCPRO_SECTIONS = {"roles", "build", "extract", "train", "eval"}
 LF_MARKERS = {"stage", "finetuning_type", "model_name_or_path", "dataset", "dataset_dir", "template"}
@@ -52,8 +53,9 @@ IGNORED: dict[str, str] = {
     "eval_dataset": "the validation split comes from val_size",
     "max_samples": "escpro's --dialogues N keeps whole dialogues instead of N records",
 }
-STAGES = {"sft": "sft", "kto": "kto"}
-PREF_LOSS = {"sigmoid": "dpo", "ipo": "ipo", "simpo": "simpo", "orpo": "orpo"}
+# LLaMA-Factory's stage (and, for stage dpo, pref_loss) of each method in the registry.
+STAGES = {m.lf_stage: m.name for m in REGISTRY.values() if m.lf_stage and m.lf_pref_loss is None}
+PREF_LOSS = {m.lf_pref_loss: m.name for m in REGISTRY.values() if m.lf_pref_loss}
 
 
 @dataclass
@@ -77,7 +79,8 @@ def _method(data: dict[str, Any], src: str) -> str:
         if loss not in PREF_LOSS:
             raise ConfigError(f"{src}: pref_loss {loss}: escpro trains {', '.join(PREF_LOSS)}")
         return PREF_LOSS[loss]
-    raise ConfigError(f"{src}: stage {stage}: escpro trains stage sft, dpo (pref_loss sigmoid/ipo/simpo/orpo) or kto")
+    raise ConfigError(f"{src}: stage {stage}: escpro trains stage {', '.join(STAGES)} or dpo "
+                      f"(pref_loss {'/'.join(PREF_LOSS)})")
 
 
 def _data_dir(value: Any) -> str:

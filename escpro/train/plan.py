@@ -12,25 +12,9 @@ from escpro.errors import ConfigError
 from escpro.train.config import TrainConfig
 from escpro.train.data import TrainData, load_train_data
 from escpro.train.launch import read_deepspeed, world_size
+from escpro.train.methods import method
 from escpro.train.models import MANIFEST, ModelLoadError, is_local
 from escpro.train.template import read_template
-
-TRL_NAMES = {
-    "sft": "trl.SFTTrainer",
-    "dpo": "trl.DPOTrainer (loss_type=sigmoid)",
-    "ipo": "trl.DPOTrainer (loss_type=ipo)",
-    "kto": "trl.KTOTrainer",
-    "simpo": "trl.experimental.cpo.CPOTrainer (loss_type=simpo, cpo_alpha=0)",
-    "orpo": "trl.experimental.orpo.ORPOTrainer",
-}
-LOSS_KEYS = {
-    "sft": [],
-    "dpo": ["beta"],
-    "ipo": ["beta"],
-    "kto": ["beta", "desirable_weight", "undesirable_weight"],
-    "simpo": ["beta", "simpo_gamma"],
-    "orpo": ["beta"],
-}
 
 
 def check_model_ref(name: str | None, what: str) -> str:
@@ -72,7 +56,7 @@ def _check_trackers(targets: list[str]) -> None:
 def resolve_plan(cfg: TrainConfig, *, load_data: bool = True) -> tuple[dict[str, Any], TrainData | None]:
     """Everything knowable before loading weights; raises EscproError on bad input."""
     notes: list[str] = []
-    plan: dict[str, Any] = {"method": cfg.method, "mode": cfg.mode, "trainer": TRL_NAMES[cfg.method]}
+    plan: dict[str, Any] = {"method": cfg.method, "mode": cfg.mode, "trainer": method(cfg.method).trainer_label}
     if cfg.init_from:
         if not (Path(cfg.init_from) / MANIFEST).is_file():
             raise ConfigError(f"init_from {cfg.init_from}: not an `escpro train` output (no {MANIFEST})")
@@ -97,11 +81,10 @@ def resolve_plan(cfg: TrainConfig, *, load_data: bool = True) -> tuple[dict[str,
     ds = read_deepspeed(cfg.deepspeed)
     plan["deepspeed"] = f"ZeRO-{ds['zero_optimization'].get('stage')}" if ds else None
 
-    if cfg.method == "kto" and cfg.per_device_batch_size < 2:
-        raise ConfigError(
-            "train: kto needs per_device_batch_size >= 2 (TRL estimates its KL term from mismatched "
-            "pairs within a per-device batch)"
-        )
+    m = method(cfg.method)
+    if cfg.per_device_batch_size < m.min_per_device_batch:
+        raise ConfigError(f"train: {m.name} needs per_device_batch_size >= {m.min_per_device_batch} "
+                          f"({m.min_per_device_reason})")
     ws = world_size()
     try:
         accum = cfg.accumulation(ws)
@@ -122,7 +105,7 @@ def resolve_plan(cfg: TrainConfig, *, load_data: bool = True) -> tuple[dict[str,
     if plan["batch"]["effective"] != cfg.global_batch_size:
         notes.append(f"effective batch {plan['batch']['effective']} differs from global_batch_size {cfg.global_batch_size}")
     plan["schedule"] = {"epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "max_steps": cfg.max_steps}
-    plan["loss"] = {k: getattr(cfg, k) for k in LOSS_KEYS[cfg.method]}
+    plan["loss"] = {k: getattr(cfg, k) for k in method(cfg.method).loss}
     plan["report_to"] = cfg.report_targets
     plan["validation"] = {"val_size": cfg.val_size, "eval_steps": cfg.eval_steps or 10 * cfg.logging_steps} if cfg.val_size else None
     _check_trackers(cfg.report_targets)

@@ -64,9 +64,8 @@ class RefLogpCache:
         import pyarrow.parquet as pq
 
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.file(name).with_suffix(f".tmp{os.getpid()}")
-        pq.write_table(columns.data.table, tmp)
-        os.replace(tmp, self.file(name))
+        with atomic.atomic_open(self.file(name), "wb") as fh:
+            pq.write_table(columns.data.table, fh)
         atomic.write_text(self.dir / "key.json", json.dumps(self.parts, indent=1, sort_keys=True, default=str))
 
 

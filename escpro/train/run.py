@@ -14,6 +14,7 @@ from escpro.errors import ConfigError
 from escpro.train import outputs
 from escpro.train.config import TrainConfig
 from escpro.train.launch import choose_device, ensure_dist_env, read_deepspeed, world_size
+from escpro.train.methods import method
 from escpro.train.models import (
     MANIFEST,
     ModelSource,
@@ -130,12 +131,13 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None,
             "dtype": str(dtype),
             "trl": trl.__version__,
         }
-        if cfg.method == "kto":  # KL completions are rotated within each per-device batch
+        if method(cfg.method).ref_depends_on_batch:
             parts["per_device_batch_size"] = cfg.per_device_batch_size
         root = Path(cfg.ref_cache_dir) if cfg.ref_cache_dir else default_cache_dir()
         cache = RefLogpCache(root, cache_key(parts), parts)
 
-    from escpro.train.trainers import build_args, trl_classes
+    from escpro.train.methods import trl_classes
+    from escpro.train.trainers import build_args
 
     args = build_args(cfg, str(ckpt_dir), world_size=ws, use_cpu=use_cpu, deepspeed=ds_config)
     _, trainer_cls = trl_classes(cfg.method)
@@ -148,7 +150,7 @@ def train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None,
         from escpro.train.trainers import lora_config
 
         kwargs["peft_config"] = lora_config(cfg)
-    if cfg.method in ("dpo", "ipo", "kto"):
+    if cfg.uses_reference:
         kwargs["ref_model"] = ref_model
         kwargs["escpro_cache"] = cache
     try:
@@ -262,9 +264,9 @@ def _point_trackers(trainer: Any, out: Path) -> dict[str, str]:
 
 
 def _sha(text: str | None) -> str:
-    import hashlib
+    from escpro.atomic import sha256_text
 
-    return hashlib.sha256((text or "").encode()).hexdigest()
+    return sha256_text(text or "")
 
 
 def _records_sha(records: list[dict[str, Any]]) -> str:

@@ -1,103 +1,31 @@
-"""TRL config and trainer for each method (TRL 1.16 names, checked against the installed source).
+"""TRL arguments of a run, from its TrainConfig and the method's registry row (methods.py).
 
-sft   -> SFTTrainer on pre-tokenized dialogues with an assistant-turn mask
-dpo   -> DPOTrainer, loss_type sigmoid (CSO: turn-level DPO on ESC-Pro pairs)
-ipo   -> DPOTrainer, loss_type ipo (beta is IPO's tau)
-kto   -> KTOTrainer (desirable/undesirable weights)
-simpo -> experimental CPOTrainer, loss_type simpo, cpo_alpha 0 (pure SimPO), simpo_gamma
-orpo  -> experimental ORPOTrainer (beta is ORPO's lambda)
+TRL 1.16 names, checked against the installed source. IPO's tau and ORPO's lambda are `beta`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 from escpro.train.config import TrainConfig
+from escpro.train.methods import method, trl_classes
 
 # Template end tokens can add a couple of tokens past the content limits (see template.py).
 LENGTH_MARGIN = 8
 
 
-def trl_classes(method: str) -> tuple[type, type]:
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    if method == "sft":
-        from trl import SFTConfig, SFTTrainer
-
-        return SFTConfig, SFTTrainer
-    if method in ("dpo", "ipo"):
-        from trl import DPOConfig, DPOTrainer
-
-        from escpro.train.refcache import CachedRefLogpsMixin
-
-        class EscproDPOTrainer(CachedRefLogpsMixin, DPOTrainer):
-            def __init__(self, *args: Any, escpro_cache: Any = None, **kwargs: Any) -> None:
-                self.escpro_cache = escpro_cache
-                super().__init__(*args, **kwargs)
-
-        return DPOConfig, EscproDPOTrainer
-    if method == "kto":
-        from trl import KTOConfig, KTOTrainer
-
-        from escpro.train.refcache import CachedRefLogpsMixin
-
-        class EscproKTOTrainer(CachedRefLogpsMixin, KTOTrainer):
-            def __init__(self, *args: Any, escpro_cache: Any = None, **kwargs: Any) -> None:
-                self.escpro_cache = escpro_cache
-                super().__init__(*args, **kwargs)
-
-        return KTOConfig, EscproKTOTrainer
-    if method == "simpo":
-        from trl.experimental.cpo import CPOConfig, CPOTrainer
-
-        return CPOConfig, CPOTrainer
-    if method == "orpo":
-        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-
-        return ORPOConfig, ORPOTrainer
-    raise ValueError(f"unknown method {method}")
-
-
 def method_kwargs(cfg: TrainConfig) -> dict[str, Any]:
-    """The loss parameters (Table 14) in each TRL config's own names."""
-    m = cfg.method
-    max_len = cfg.max_length + LENGTH_MARGIN
-    if m == "sft":
-        return {"max_length": max_len, "packing": False, "assistant_only_loss": False}
-    if m in ("dpo", "ipo"):
-        return {
-            "loss_type": ["sigmoid" if m == "dpo" else "ipo"],
-            "beta": cfg.beta,
-            "label_smoothing": cfg.label_smoothing,
-            "max_length": max_len,
-            "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
-        }
-    if m == "kto":
-        return {
-            "beta": cfg.beta,
-            "desirable_weight": cfg.desirable_weight,
-            "undesirable_weight": cfg.undesirable_weight,
-            "max_length": max_len,
-            "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
-        }
-    if m == "simpo":
-        return {
-            "loss_type": "simpo",
-            "cpo_alpha": 0.0,
-            "beta": cfg.beta,
-            "simpo_gamma": cfg.simpo_gamma,
-            "label_smoothing": cfg.label_smoothing,
-            "max_length": max_len,
-            "max_completion_length": cfg.max_completion_length + LENGTH_MARGIN,
-        }
-    if m == "orpo":
-        return {
-            "beta": cfg.beta,
-            "max_length": max_len,
-            "max_completion_length": cfg.max_completion_length + LENGTH_MARGIN,
-        }
-    raise ValueError(m)
+    """The loss parameters (Table 14) and the method's fixed loss settings, in TRL's names."""
+    m = method(cfg.method)
+    kwargs: dict[str, Any] = {k: getattr(cfg, k) for k in (*m.loss, *m.passthrough)}
+    kwargs.update(m.fixed)
+    kwargs["max_length"] = cfg.max_length + LENGTH_MARGIN
+    if m.completion_limit:
+        kwargs["max_completion_length"] = cfg.max_completion_length + LENGTH_MARGIN
+    if m.reference:
+        kwargs["precompute_ref_log_probs"] = cfg.precompute_ref_log_probs
+    return kwargs
 
 
 def build_args(cfg: TrainConfig, out_dir: str, *, world_size: int, use_cpu: bool,

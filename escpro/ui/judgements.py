@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from escpro.errors import DataError
@@ -81,7 +81,7 @@ class Verdict:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def outcome_of(choice: str, a_system: str, system_x: str) -> str:

@@ -174,7 +174,7 @@ class TreeSource:
         return {
             "node": self.node_json(lt, node),
             "path": [a.node_id for a in lt.tree.ancestry(node_id)],
-            "dialogue": [{"speaker": s, "text": t, "strategy": st} for s, t, st in dialogue],
+            "dialogue": [{"speaker": u.speaker, "text": u.text, "strategy": u.strategy} for u in dialogue],
             "judgements": judgements, "calls": calls, "calls_limit": MAX_CALLS,
         }
 

@@ -9,13 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from escpro.cli import cli
+from escpro.dialogue import Utterance as Turn
 from escpro.evaluate.config import EvalConfig
 from escpro.evaluate.generate import parse_answer
 from escpro.evaluate.run import run_eval
 from escpro.evaluate.testsets import turn_items, write_items
 from escpro.roles.base import RoleRequest, RoleResult
 from escpro.roles.config import RoleBinding
-from escpro.seeds.model import Dialogue, Turn
+from escpro.seeds.model import Dialogue
 from escpro.taxonomy import load_taxonomy
 
 TAX = load_taxonomy("cso8")

@@ -8,9 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from escpro.cli import cli
+from escpro.dialogue import Utterance as Turn
 from escpro.errors import DataError
 from escpro.evaluate.testsets import kang_items, read_items, turn_items, write_items
-from escpro.seeds.model import Dialogue, Turn
+from escpro.seeds.model import Dialogue
 from escpro.taxonomy import load_taxonomy
 
 
@@ -29,7 +30,8 @@ def test_turn_items_skip_context_only_and_keep_unlabelled_for_rouge():
     assert len(items) == 8  # the greeting is context, never an item
     first = items[0]
     assert first.id == "d1:t2"
-    assert [t.role for t in first.context] == ["Supporter", "User"]
+    assert [t.speaker for t in first.context] == ["supporter", "seeker"]
+    assert [t["role"] for t in first.to_record()["context"]] == ["Supporter", "User"]
     assert first.gold_response == "supporter says 0" and first.strategy_gold == "Emotional Validation"
     assert items[3].strategy_gold is None  # unlabelled supporter turn: ROUGE-L only
     assert all(t.strategy is None for it in items for t in it.context)  # ExTES contexts: unlabelled
@@ -45,7 +47,7 @@ def test_kang_items_windows_and_labels():
     for it in items:
         # the window ends right before the target, and earlier supporter turns carry labels
         assert it.context[-1].text == d.turns[turn_of[it.id] - 1].text
-        sup = [t for t in it.context if t.role == "Supporter" and t.text != "Hello, how can I help?"]
+        sup = [t for t in it.context if t.speaker == "supporter" and t.text != "Hello, how can I help?"]
         assert all(t.strategy or t.text == "supporter says 3" for t in sup)
     assert kang_items([d], seed=7) == items  # deterministic
     assert len(kang_items([d], per_dialogue=2)) == 2
@@ -61,7 +63,7 @@ def test_round_trip_and_extes_sample_loads(tmp_path, shared_data):
     assert [i.to_record() for i in back] == [i.to_record() for i in items]
     extes = read_items(shared_data / "extes_test_contexts_sample.jsonl", load_taxonomy("cso8"))
     assert len(extes) == 20 and all(it.strategy_gold is None for it in extes)
-    assert extes[0].context[0].role == "User" and extes[0].scene == "Depression and Low Mood"
+    assert extes[0].context[0].speaker == "seeker" and extes[0].scene == "Depression and Low Mood"
 
 
 def test_read_items_errors(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from escpro.dialogue import Utterance as U
 from escpro.extract.rules import exclusion_summary, extract_tree, preference_pairs, valid_paths
 from escpro.extract.tree import context_turns, history_before
 
@@ -75,9 +76,9 @@ def test_no_valid_path_reported(fx):
 
 def test_dialogue_context_from_seed(t1):
     # the greeting before the first seeker turn is context; the root holds the seeker turn
-    assert context_turns(t1) == [("supporter", "Hi, how can I help?", None), ("seeker", "I lost my job.", None)]
+    assert context_turns(t1) == [U("supporter", "Hi, how can I help?"), U("seeker", "I lost my job.")]
     hist = history_before(t1, "t1/r.0.1", None)
-    assert hist[-2:] == [("supporter", "That sounds hard.", "Emotional Validation"), ("seeker", "It is.", None)]
+    assert hist[-2:] == [U("supporter", "That sounds hard.", "Emotional Validation"), U("seeker", "It is.")]
 
 
 def test_unjudged_siblings_are_not_rejected_examples(fx):

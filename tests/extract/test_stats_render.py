@@ -136,7 +136,9 @@ def test_tree_command_formats(db_path: Path, tmp_path: Path):
 
 
 def test_counted_turns_cut_greeting_and_closing_words():
-    turns = [("supporter", "Hi!", None), ("seeker", "I lost my job.", None), ("supporter", "Hard.", "EV"),
-             ("seeker", "Yes.", None), ("supporter", "You can do it.", "Aff"), ("seeker", "Thanks, bye.", None)]
+    from escpro.dialogue import Utterance as U
+
+    turns = [U("supporter", "Hi!"), U("seeker", "I lost my job."), U("supporter", "Hard.", "EV"),
+             U("seeker", "Yes."), U("supporter", "You can do it.", "Aff"), U("seeker", "Thanks, bye.")]
     assert S.counted_turns(turns) == turns[1:5]
     assert S.counted_turns(turns[:2]) == []  # no supporter turn after the first seeker turn

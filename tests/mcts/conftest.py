@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
+from escpro.dialogue import Utterance as Turn
 from escpro.roles.api import DialogueContext, Judgement, Outcome, SeekerTurn
 from escpro.roles.base import RoleRequest, RoleResult
 from escpro.roles.scoring import strategy_prior, turn_reward
-from escpro.seeds.model import Dialogue, Turn
+from escpro.seeds.model import Dialogue
 from escpro.taxonomy import Strategy, Taxonomy
 
 TAX3 = Taxonomy("t3", (Strategy("A", "a"), Strategy("B", "b"), Strategy("C", "c")))
@@ -38,7 +39,8 @@ class ScriptedRoleSet:
         self.ends_fn = ends or (lambda ctx: last_supporter(ctx).strategy == "C")
         self.fail_fn = fail or (lambda role, ctx, i: False)
         self.log: list[tuple[str, DialogueContext, str | None]] = []
-        self.metas: list[dict] = []  # the meta of every call sent, in order
+        self.metas: list[dict] = []  # the meta (+ priority, retry_round) of every call sent, in order
+        self.raw_metas: list[dict] = []  # the meta alone
         self.sent = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -48,7 +50,7 @@ class ScriptedRoleSet:
     def prior(self, scores):
         return strategy_prior(scores, 5.0)
 
-    async def _call(self, role, ctx, extra, make, cache, meta=None):
+    async def _call(self, role, ctx, extra, make, cache, meta=None, priority=0.0, retry_round=0):
         msgs = tuple({"role": u.speaker, "content": f"{u.strategy}|{u.text}"} for u in ctx.history)
         req = RoleRequest(role, msgs + ({"role": "x", "content": str(extra)},))
         key = req.key("scripted")
@@ -59,7 +61,8 @@ class ScriptedRoleSet:
         self.sent += 1
         idx = len(self.log)
         self.log.append((role, ctx, extra))
-        self.metas.append(dict(meta or {}))
+        self.raw_metas.append(dict(meta or {}))
+        self.metas.append({**(meta or {}), "priority": priority, "retry_round": retry_round})
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         it = (meta or {}).get("iteration", -1)
@@ -80,26 +83,26 @@ class ScriptedRoleSet:
             cache[key] = (value, res)
         return Outcome(value, res)
 
-    async def score_strategies(self, ctx, *, meta=None, cache=None):
-        return await self._call("strategy", ctx, None, lambda: dict(self.scores_fn(ctx)), cache, meta)
+    async def score_strategies(self, ctx, *, meta=None, cache=None, priority=0.0, retry_round=0):
+        return await self._call("strategy", ctx, None, lambda: dict(self.scores_fn(ctx)), cache, meta, priority, retry_round)
 
-    async def support(self, ctx, strategy, *, meta=None, cache=None):
+    async def support(self, ctx, strategy, *, meta=None, cache=None, priority=0.0, retry_round=0):
         n = sum(1 for u in ctx.history if u.speaker == "supporter")
-        return await self._call("supporter", ctx, strategy, lambda: f"sup{n}-{strategy}", cache, meta)
+        return await self._call("supporter", ctx, strategy, lambda: f"sup{n}-{strategy}", cache, meta, priority, retry_round)
 
-    async def seek(self, ctx, *, meta=None, cache=None):
+    async def seek(self, ctx, *, meta=None, cache=None, priority=0.0, retry_round=0):
         def make():
             end = self.ends_fn(ctx)
             return SeekerTurn("" if end else f"seek{len(ctx.history)}", end)
 
-        return await self._call("seeker", ctx, None, make, cache, meta)
+        return await self._call("seeker", ctx, None, make, cache, meta, priority, retry_round)
 
-    async def judge(self, ctx, *, meta=None, cache=None):
+    async def judge(self, ctx, *, meta=None, cache=None, priority=0.0, retry_round=0):
         def make():
             lv = LEVEL[last_supporter(ctx).strategy]
             return Judgement(lv, lv, lv, lv, turn_reward(lv, lv, lv, lv))
 
-        return await self._call("reward", ctx, None, make, cache, meta)
+        return await self._call("reward", ctx, None, make, cache, meta, priority, retry_round)
 
     async def aclose(self):
         pass

@@ -13,7 +13,7 @@ import math
 import pytest
 
 from escpro.mcts.config import BuildConfig
-from escpro.mcts.search import TreeSearch
+from escpro.mcts.scheduler import search_class
 from escpro.mcts.state import TreeState
 from escpro.mcts.tree import walk
 from escpro.mcts.world import BadSeed, CallRecorder, DialogueWorld, gold_layout
@@ -34,7 +34,7 @@ def make_search(roles, dialogue, cache=True, **cfg):
     async def commit(d):
         deltas.append(d)
 
-    return TreeSearch(TreeState("tree", "run"), world, config, commit), deltas
+    return search_class(config)(TreeState("tree", "run"), world, config, commit), deltas
 
 
 def by_path(search):
@@ -181,6 +181,10 @@ def test_failing_role_marks_tree_failed_without_losing_state(scripted, make_dial
     statuses = [c["status"] for d in deltas for c in d.calls if c["iteration"] > 0]
     assert statuses == ["error"] * 3
     assert deltas[-1].tree_row["status"] == "failed"
+    # each retried iteration tells the role set how many tries of it failed (typed argument)
+    rounds = [m["retry_round"] for m in roles.metas if m["iteration"] > 0]
+    assert rounds == [0, 1, 2]
+    assert all("retry_round" not in m and "priority" not in m for m in roles.raw_metas)
 
 
 def test_failed_rollout_judgements_average_the_rest(scripted, make_dialogue):
@@ -198,7 +202,8 @@ def test_failed_rollout_judgements_average_the_rest(scripted, make_dialogue):
 
 
 def test_bad_seeds_are_refused(make_dialogue):
-    from escpro.seeds.model import Dialogue, Turn
+    from escpro.dialogue import Utterance as Turn
+    from escpro.seeds.model import Dialogue
 
     no_gold = Dialogue("x", 0, "s", "t", (Turn("seeker", "hi"), Turn("supporter", "hey")))
     with pytest.raises(BadSeed, match="no strategy-labelled"):

@@ -54,9 +54,21 @@ def test_a_cancelled_waiter_passes_its_slot_on():
     asyncio.run(main())
 
 
-def test_priority_is_the_callers_then_the_calls_iteration():
-    assert _priority(RoleRequest("reward", (), meta={"iteration": 7, "priority": -42.5})) == -42.5
-    assert _priority(RoleRequest("reward", (), meta={"iteration": 7, "priority": None})) == 7
-    assert _priority(RoleRequest("reward", (), meta={"iteration": 7})) == 7
+def test_priority_is_the_requests_typed_field_never_its_meta():
+    assert _priority(RoleRequest("reward", (), priority=-42.5)) == -42.5
     assert _priority(RoleRequest("reward", ())) == 0
-    assert _priority(RoleRequest("reward", (), meta={"iteration": "x"})) == 0
+    # meta only labels the call: a key named priority there orders nothing
+    assert _priority(RoleRequest("reward", (), meta={"iteration": 7, "priority": -9})) == 0
+    # priority is not part of a request's identity (answer reuse, llm_calls.prompt_hash)
+    assert RoleRequest("reward", (), priority=3.0) == RoleRequest("reward", ())
+    assert RoleRequest("reward", (), priority=3.0).key("m") == RoleRequest("reward", ()).key("m")
+
+
+def test_the_build_queues_by_remaining_work_else_by_iteration():
+    from escpro.mcts.world import CallRecorder
+
+    rec = CallRecorder("run", "tree", [])
+    rec.start_iteration(7)
+    assert rec.call_priority() == 7
+    rec.priority = -42.5
+    assert rec.call_priority() == -42.5

@@ -1,4 +1,4 @@
-"""Prompt rendering from the editable templates in configs/prompts/."""
+"""Prompt rendering from the editable templates in escpro/data/prompts/."""
 
 import hashlib
 
@@ -78,7 +78,7 @@ def test_template_record_and_custom_dir(tmp_path):
     )
     tpls = load_templates(tmp_path)
     assert tpls["seeker"].path == str(tmp_path / "seeker.yaml")
-    assert tpls["reward"].path.endswith("configs/prompts/reward.yaml")  # fallback
+    assert tpls["reward"].path.endswith("escpro/data/prompts/reward.yaml")  # fallback
     p = PromptBuilder(load_taxonomy("cso8"), tpls).seeker(CTX)
     assert p.messages[0]["content"] == "Be Breakups or Divorce."
     assert template_record(tmp_path)["seeker.yaml"]["sha256"] != rec["seeker.yaml"]["sha256"]

@@ -1,4 +1,4 @@
-"""The role math against hand-computed values (PAPER_NOTES.md sections 2-3)."""
+"""The role math against hand-computed values (docs/paper.md sections 2-3)."""
 
 import math
 

@@ -102,7 +102,8 @@ def test_node_detail_dialogue_judgements_calls(client, trees, ui_data):
     node = tree.nodes[judged[0]]
     d = client.get(f"/api/trees/{judged[1]}/node", params={"id": judged[0]}).json()
     want = history_before(tree, node.node_id, tax) + node_turns(tree, node, tax)
-    assert [(t["speaker"], t["text"], t["strategy"]) for t in d["dialogue"]] == want
+    assert [(t["speaker"], t["text"], t["strategy"]) for t in d["dialogue"]] == [
+        (u.speaker, u.text, u.strategy) for u in want]
     assert len(d["judgements"]) == judged[2]
     assert all(set(j) >= {"empathy", "information", "humanoid", "strategy_score", "reward"} for j in d["judgements"])
     own = [c for c in d["calls"] if c["node_id"] == node.node_id]

@@ -63,7 +63,7 @@ def test_tree_view_in_a_browser(browser, ui_data, tmp_path):
         turns = page.locator("#dialogue .turn").evaluate_all("els => els.map(e => e.lastChild.textContent)")
         node = tree.nodes[target]
         want = history_before(tree, target, tax) + node_turns(tree, node, tax)
-        assert turns == [t[1] or "(empty)" for t in want]
+        assert turns == [t.text or "(empty)" for t in want]
         assert page.locator("#detail h2").inner_text() == node.strategy
         # the valid paths open with one click, every node on them marked
         page.click("#expand-paths")

@@ -73,7 +73,7 @@ class BatchingModel:
                     break
                 try:
                     batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             groups: dict[str, list[tuple[RoleRequest, asyncio.Future, asyncio.Event]]] = {}
             for req, fut, started in batch:
@@ -105,7 +105,7 @@ class BatchingModel:
             return await fut
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return failed(req, "timeout", f"generation took longer than {self.timeout_s:g} s",
                           backend=self.backend, model=self.model, latency_ms=self.timeout_s * 1000)
 
