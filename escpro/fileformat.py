@@ -58,7 +58,7 @@ def validate_file(model: type[M], data: Any, source: str | Path, *,
 
 def read_yaml(path: Path, what: str) -> Any:
     """A YAML file's data, size- and alias-bounded (escpro/config.py), with the file named."""
-    from escpro.config import load_yaml_bounded
+    from escpro.yamlfile import load_yaml_bounded
 
     if not path.exists():
         raise ConfigError(f"{path}: {what} not found")

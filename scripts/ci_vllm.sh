@@ -25,7 +25,7 @@ step setup
 done_step setup
 
 step model
-"$PY" -c 'from escpro.demo.model import ensure_gguf, ensure_hf_dir; p, new = ensure_hf_dir(ensure_gguf()); print(p, "(converted now)" if new else "(cached)")'
+"$PY" -c 'from escpro.bundled_model import ensure_gguf, ensure_hf_dir; p, new = ensure_hf_dir(ensure_gguf()); print(p, "(converted now)" if new else "(cached)")'
 done_step model
 
 step serve

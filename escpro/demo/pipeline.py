@@ -49,7 +49,7 @@ class DemoOptions:
 
 def resolve_backend(requested: str) -> tuple[str, list[str]]:
     """The backend the roles will use, and notes for the user (llama.cpp missing)."""
-    from escpro.demo.model import llamacpp_available
+    from escpro.bundled_model import llamacpp_available
 
     if requested not in BACKENDS:
         raise ConfigError(f"--backend {requested}: use one of {', '.join(BACKENDS)}")
@@ -86,7 +86,7 @@ def prepare_out(out: Path, overwrite: bool) -> None:
 
 def _bind_embedded(cfg: AppConfig, kind: str, gguf: Path | None, hf_dir: Path | None) -> AppConfig:
     """Replace the `embedded` placeholders by the demo's model for the chosen backend."""
-    from escpro.demo.model import template_path
+    from escpro.bundled_model import template_path
 
     updates: dict[str, Any] = {}
     for role in ("seeker", "supporter", "strategy", "reward"):
@@ -150,11 +150,11 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     if kind != "sim":
         def model_step(rec: StepRecord) -> None:
-            from escpro.demo.model import ensure_gguf, ensure_hf_dir
+            from escpro.bundled_model import ensure_gguf, ensure_hf_dir
 
             emb = ensure_gguf()
             rec.outputs["GGUF (verified)"] = str(emb.gguf)
-            from escpro.demo.model import hf_dir_path
+            from escpro.bundled_model import hf_dir_path
 
             if not (hf_dir_path() / "escpro_demo.json").is_file():
                 echo("      first run: converting the GGUF into an HF model directory for training "

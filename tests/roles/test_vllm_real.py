@@ -67,7 +67,7 @@ def tiny_lora(base: str, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from escpro.demo.model import ensure_gguf, ensure_hf_dir
+    from escpro.bundled_model import ensure_gguf, ensure_hf_dir
 
     tmp = tmp_path_factory.mktemp("vllm")
     base, _ = ensure_hf_dir(ensure_gguf())
