@@ -90,7 +90,7 @@ async def run_openai_sdk(url: str, n: int, c: int) -> int:
     return ok
 
 
-CLIENTS = {"escpro": run_escpro, "aiohttp": run_aiohttp, "httpx": run_httpx, "openai-sdk": run_openai_sdk}
+CLIENTS = {"escpro-aiohttp": run_escpro, "aiohttp": run_aiohttp, "httpx": run_httpx, "openai-sdk": run_openai_sdk}
 
 
 def main() -> None:
