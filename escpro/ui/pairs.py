@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from escpro.errors import DataError
+from escpro.jsonl import iter_objects
 from escpro.ui.options import NotFound
 
 
@@ -41,18 +42,9 @@ class PairSource:
         if self._cache is not None and self._cache[0] == stamp:
             return self._cache[1]
         out = []
-        with self.path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{self.path}:{lineno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(rec, dict):
-                    raise DataError(f"{self.path}:{lineno}: not a JSON object")
-                rec["_index"] = len(out)
-                out.append(rec)
+        for _, _, rec in iter_objects(self.path):
+            rec["_index"] = len(out)
+            out.append(rec)
         self._cache = (stamp, out)
         return out
 
