@@ -40,7 +40,7 @@ def _not_built(name: str, help_text: str, piece: str, module: str) -> click.Comm
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def cmd(args, config_path, as_json, log_level):  # noqa: ARG001
+    def cmd(args, as_json, log_level):  # noqa: ARG001
         click.echo(
             f"error: 'escpro {name}' is not built yet: it needs {piece} ({module}).", err=True
         )
@@ -116,7 +116,8 @@ def cli() -> None:
     """escpro: build ESC-Pro turn-level preference data by MCTS over support strategies, then
     train (SFT, CSO/DPO, IPO, SimPO, KTO, ORPO) and evaluate emotional-support models on it.
 
-    Every subcommand accepts --config FILE, --json and --log-level after its own name.
+    Every subcommand accepts --json and --log-level after its own name, and --config FILE
+    where it reads a config (build, extract, stats, tree, ui, train, eval testset/run, serve, demo).
     """
 
 

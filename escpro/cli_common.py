@@ -1,7 +1,8 @@
 """What every subcommand shares: --config/--json/--log-level, one-line errors, JSON output.
 
 Use `@escpro_command()` (or `@escpro_command(group)`) instead of `@click.command()`; the wrapped
-function receives `config_path`, `as_json` and `log_level` besides its own options.
+function receives `as_json` and `log_level` besides its own options, and `config_path` only when
+the command reads a config file (`config=True`): a command never accepts an option it ignores.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from escpro.errors import EscproError, first_line, user_error
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
-def common_options(func: Callable) -> Callable:
+def common_options(func: Callable, config: bool = True) -> Callable:
     func = click.option(
         "--log-level",
         type=click.Choice(LOG_LEVELS, case_sensitive=False),
@@ -32,6 +33,8 @@ def common_options(func: Callable) -> Callable:
         help="Logging verbosity.",
     )(func)
     func = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(func)
+    if not config:
+        return func
     func = click.option(
         "--config",
         "config_path",
@@ -102,11 +105,13 @@ def handle_errors(func: Callable) -> Callable:
     return wrapper
 
 
-def escpro_command(group: click.Group | None = None, **settings: Any) -> Callable:
-    """Decorator: a click command with the common options and error handling."""
+def escpro_command(group: click.Group | None = None, *, config: bool = False,
+                   **settings: Any) -> Callable:
+    """Decorator: a click command with the common options and error handling; `config=True` for
+    a command that reads --config."""
 
     def deco(func: Callable) -> click.Command:
-        wrapped = handle_errors(common_options(func))
+        wrapped = handle_errors(common_options(func, config=config))
         maker = group.command if group is not None else click.command
         return maker(**settings)(wrapped)
 

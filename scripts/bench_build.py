@@ -5,7 +5,7 @@ config, answer reuse off unless --reuse) against the simulator served as a real 
 loopback (`escpro serve --engine sim`, a separate process, so its CPU is not counted), with a
 fixed per-call latency and a fixed number of slots (calls beyond it queue in the server):
 
-  escpro    `escpro build` as a library call (escpro.mcts.runner.run_build): every tree on one
+  escpro    `escpro build` as a library call (escpro.build.run.run_build): every tree on one
             event loop, all calls in flight together through the `openai` backend (aiohttp),
             every node and call committed to a DuckDB file.
   baseline  10 worker threads, one tree per worker at a time, one blocking call at a time per
@@ -169,7 +169,7 @@ def warm_imports() -> None:
     import pyarrow as pa
 
     import escpro.aio
-    import escpro.mcts.runner  # noqa: F401
+    import escpro.build.run  # noqa: F401
     import escpro.roles.backends.openai  # noqa: F401
     import escpro.seeds.load  # noqa: F401
 
@@ -181,7 +181,7 @@ def warm_imports() -> None:
 
 
 def run_escpro(seeds: Path, db: Path, server: SimServer, args) -> ArmResult:
-    from escpro.mcts.runner import BuildOptions, run_build
+    from escpro.build.run import BuildOptions, run_build
 
     cfg = make_config(server.base_url, iterations=args.iterations, reuse=args.reuse,
                       concurrency=args.client_concurrency, trees=args.seeds)
@@ -190,7 +190,7 @@ def run_escpro(seeds: Path, db: Path, server: SimServer, args) -> ArmResult:
     before, scpu0 = server.requests(), server.cpu_s()
     cpu0, t0 = time.process_time(), time.perf_counter()
     summary = run_build(BuildOptions(seeds=seeds, db=db, config=cfg, random_seed=args.random_seed,
-                                     command="bench_build"), progress=False, roleset=rs)
+                                     command="bench_build"), progress=False, roleset=rs).to_dict()
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     calls = server.requests() - before
     return ArmResult(wall, cpu, calls, sum(summary["cached_calls"].values()), summary["iterations"],

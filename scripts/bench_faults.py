@@ -110,7 +110,7 @@ def run_cell(kind: str, rate: float) -> dict:
     if settings is None:
         return {"kind": kind, "rate": rate, "supported": False}
     import escpro
-    from escpro.mcts.runner import BuildOptions, run_build
+    from escpro.build.run import BuildOptions, run_build
     from escpro.roles.backends.sim_server import SimServerThread
 
     seeds = Path(escpro.__file__).resolve().parent / "data" / "demo_seeds.json"
@@ -118,7 +118,7 @@ def run_cell(kind: str, rate: float) -> dict:
         db = Path(tmp) / "trees.duckdb"
         t0 = time.perf_counter()
         summary = run_build(BuildOptions(seeds=seeds, db=db, config=_config(srv.base_url),
-                                         limit=TREES, random_seed=0, command="bench_faults"))
+                                         limit=TREES, random_seed=0, command="bench_faults")).to_dict()
         wall = time.perf_counter() - t0
         import duckdb
 

@@ -98,7 +98,7 @@ class Recorder:
 
 
 def record_build(cfg, endpoints: Path, seeds: int, db: Path) -> tuple[list, float]:
-    from escpro.mcts.runner import BuildOptions, run_build
+    from escpro.build.run import BuildOptions, run_build
     from escpro.roles.roleset import build_roleset
     from escpro.taxonomy import load_taxonomy
 
@@ -109,7 +109,7 @@ def record_build(cfg, endpoints: Path, seeds: int, db: Path) -> tuple[list, floa
         rs.models[role] = recorders[id(m)]
     t0 = time.monotonic()
     summary = run_build(BuildOptions(seeds=DEMO_SEEDS, db=db, config=cfg, limit=seeds, random_seed=0,
-                                     endpoints=endpoints), roleset=rs)
+                                     endpoints=endpoints), roleset=rs).to_dict()
     wall = time.monotonic() - t0
     sent = sorted((x for r in recorders.values() for x in r.sent), key=lambda x: x[0])
     failed = sum(summary["failed_calls"].values())

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
+from escpro.build.run import BuildOptions, parse_shard, run_build
 from escpro.cli_common import emit, escpro_command
 from escpro.config import load_config
 from escpro.config_base import SEED_MAX
-from escpro.mcts.runner import BuildOptions, parse_shard, run_build
 
 BACKENDS = ["openai", "transformers", "llamacpp", "vllm-offline", "sim"]
 
@@ -65,7 +65,7 @@ def _summary_text(s: dict) -> str:
     return "\n".join(lines)
 
 
-@escpro_command(name="build")
+@escpro_command(name="build", config=True)
 @click.option("--seeds", "seeds", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Seed dialogues: ExTES JSON, ESConv JSON/JSONL or escpro JSONL.")
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -126,7 +126,8 @@ def build(seeds, db, limit, resume, retry_failed, allow_role_change, shard, taxo
         retry_failed=retry_failed,
         command=" ".join(shlex.quote(a) for a in ["escpro", *sys.argv[1:]]),
     )
-    summary = run_build(opts, progress=not (no_progress or as_json))
+    result = run_build(opts, progress=not (no_progress or as_json))
+    summary = result.to_dict()
     emit(summary, as_json, lambda: _summary_text(summary))
     if summary["trees"]["failed"] and not summary["trees"]["done"]:
         sys.exit(4)

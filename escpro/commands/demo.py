@@ -41,7 +41,7 @@ Examples:
 """
 
 
-@escpro_command(name="demo", help=HELP)
+@escpro_command(name="demo", config=True, help=HELP)
 @click.option("--backend", type=click.Choice(["auto", "llamacpp", "transformers", "vllm", "sim"]), default="auto",
               show_default=True, help="Where the roles run (see above).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("escpro-demo"),

@@ -24,7 +24,7 @@ def eval_group() -> None:
     (B) and ROUGE-L, on turn-level test sets, with the paper's decoding baselines."""
 
 
-@escpro_command(eval_group, name="testset")
+@escpro_command(eval_group, name="testset", config=True)
 @click.option("--seeds", "seeds_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Held-out seed dialogues (ExTES, ESConv or canonical JSONL).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -78,7 +78,7 @@ def testset(seeds_path, out, taxonomy, kang, min_window, max_window, per_dialogu
     ))
 
 
-@escpro_command(eval_group, name="run")
+@escpro_command(eval_group, name="run", config=True)
 @click.option("--model", "model", default=None, help="Model: HF id or local dir (transformers, vllm-offline), "
               "GGUF dir (llamacpp), served model name (openai), anything (sim).")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None, help="PEFT LoRA adapter directory.")
@@ -122,7 +122,7 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
     """
     from escpro.config import load_config
     from escpro.errors import ConfigError
-    from escpro.evaluate.run import run_eval
+    from escpro.evaluate.run import EvalOptions, evaluate
     from escpro.evaluate.scoring import format_text
 
     model_over: dict = {"model": model, "adapter": adapter, "backend": backend,
@@ -151,12 +151,12 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
         cfg.model.max_tokens = max_new_tokens
     if not cfg.model.model:
         raise ConfigError("--model is required (or eval.model.model in --config, or --endpoints)")
-    res = run_eval(cfg, testset_path, out, name=name, method=method, mode=mode, overwrite=overwrite, limit=limit,
-                   progress=not as_json)
-    emit(res, as_json, lambda: (
-        f"{res['name']} [{res['method']}]: {res['generated']} generated, {res['resumed']} resumed, "
-        f"{res['failed_calls']} failed calls, {res['seconds']} s -> {out}\n"
-        + format_text(res["scores"])
+    res = evaluate(EvalOptions(config=cfg, testset=testset_path, out=out, name=name, method=method,
+                               mode=mode, overwrite=overwrite, limit=limit, progress=not as_json))
+    emit(res.to_dict(), as_json, lambda: (
+        f"{res.name} [{res.method}]: {res.generated} generated, {res.resumed} resumed, "
+        f"{res.failed_calls} failed calls, {res.seconds} s -> {out}\n"
+        + format_text(res.scores)
     ))
 
 
@@ -169,7 +169,7 @@ def run(model, adapter, testset_path, out, backend, endpoints, endpoint_role, ba
 @click.option("--reference-table", "ref_tables", multiple=True,
               help="With --reference: these paper tables instead of Table 2 (2, 4, 9, 10, 11 or all); repeatable.")
 @click.option("--ci/--no-ci", default=True, show_default=True, help="Show bootstrap intervals when present.")
-def report(run_dirs, out, reference, ref_tables, ci, config_path, as_json, log_level):
+def report(run_dirs, out, reference, ref_tables, ci, as_json, log_level):
     """Table of Q, B, Qw and R-L (percent, B raw) over run directories, shaped like the paper's
     Table 2: one row per model and method. Directories that are not eval runs (no scores.json)
     are skipped with a note, so `runs/*` works on a folder that also holds training runs.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
@@ -11,18 +10,10 @@ from tqdm import tqdm
 from escpro.cli_common import emit, escpro_command
 from escpro.config import load_config
 from escpro.config_base import SEED_MAX
-from escpro.errors import ConfigError, NotBuiltError
-from escpro.extract import export
-from escpro.extract.pipeline import build_records, check_sources, collect, manifest
-from escpro.extract.records import dedupe_pairs, kto_records
+from escpro.extract.run import ExtractOptions, ExtractResult, run_extract
 
 
-def _progress(total_hint: str, disable: bool):
-    bar = tqdm(desc=total_hint, unit="tree", disable=True if disable else None, leave=False)
-    return bar, bar.update
-
-
-@escpro_command(name="extract")
+@escpro_command(name="extract", config=True)
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="DuckDB file written by `escpro build`.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory (created).")
 @click.option("--theta", type=float, default=None, help="Q threshold (default 0.5, paper section 3.2).")
@@ -52,129 +43,44 @@ def extract(db_path, out_dir, theta, rule, min_n, taxonomy, include_unfinished, 
     """
     flags = {"theta": theta, "rule": rule, "reference_min_n": min_n,
              "include_unfinished": include_unfinished, "random_seed": random_seed}
-    overrides = {"extract": {k: v for k, v in flags.items() if v is not None}}
-    cfg = load_config(config_path, overrides)
-    ec = cfg.extract
-    bar, tick = _progress("reading trees", as_json)
+    cfg = load_config(config_path, {"extract": {k: v for k, v in flags.items() if v is not None}})
+    bar = tqdm(desc="reading trees", unit="tree", disable=True if as_json else None, leave=False)
     try:
-        ex = collect(db_path, theta=ec.theta, rule=ec.rule, min_n=ec.reference_min_n, taxonomy=taxonomy,
-                     include_unfinished=ec.include_unfinished, progress=tick)
+        res = run_extract(ExtractOptions(
+            db=db_path, out=out_dir, config=cfg, taxonomy=taxonomy, ablation=ablation,
+            backend=backend, endpoints=endpoints, allow_sim=allow_sim,
+            strict_template=strict_template, licence=licence, hub_repo=hub_repo,
+            progress=bar.update, quiet=as_json))
     finally:
         bar.close()
-    ablation_roles = _ablation_roles(cfg, backend, endpoints) if ablation == "random" else None
-    if ablation_roles is not None:  # its rejected replies are data too
-        sup = ablation_roles.supporter
-        ex.sources.append({"backend": sup.backend, "model": sup.model, "roles": ["supporter"],
-                           "calls": 0, "trees": 0, "ablation": True})
-    check_sources(ex, db_path, allow_sim)
-    raw_pairs = sum(len(r.pairs) for r in ex.results)
-    pairs, sft, dups = build_records(ex)
-    extra: dict = {}
-    if ablation == "random":
-        pairs, summary = _random_pairs(ablation_roles, ex, ec.random_seed, as_json)
-        pairs, dups["pairs"] = dedupe_pairs(pairs)
-        raw_pairs = summary["requests"]
-        extra = {"ablation": "random", "random_seed": ec.random_seed, "supporter_calls": summary}
-        sft_out = None
-    else:
-        sft_out = sft
-    kto, kto_dups = kto_records(pairs)
-    written = export.write_dataset(out_dir, pairs, kto, sft_out, prefix=ec.llamafactory_prefix)
-    if strict_template:  # dataset card, strict variant, Hub: escpro/extract/card.py
-        from escpro.extract.card import write_strict
-
-        written["files"].update(write_strict(out_dir))
-    counts = {
-        "trees": len(ex.trees) + len(ex.skipped),
-        "trees_extracted": len(ex.trees),
-        "trees_skipped": len(ex.skipped),
-        "trees_with_valid_path": sum(1 for r in ex.results if r.paths),
-        "valid_paths": sum(len(r.paths) for r in ex.results),
-        "pairs_found": raw_pairs,
-        "pairs": len(pairs),
-        "pair_duplicates_removed": dups["pairs"],
-        "kto": len(kto),
-        "kto_desirable": sum(1 for r in kto if r["label"]),
-        "kto_undesirable": sum(1 for r in kto if not r["label"]),
-        "kto_duplicates_removed": kto_dups,
-        "sft": len(sft_out) if sft_out is not None else 0,
-        "sft_duplicates_removed": dups["sft"] if sft_out is not None else 0,
-    }
-    man = manifest(ex, db_path, theta=ec.theta, rule=ec.rule, min_n=ec.reference_min_n,
-                   counts=counts, written=written, extra=extra)
-    export.write_json(out_dir / export.MANIFEST, man)
-    from escpro.extract.card import push_to_hub, write_card
-
-    extra["card"] = write_card(out_dir, man, db_path, licence=licence)
-    if hub_repo:
-        extra["hub"] = push_to_hub(out_dir, hub_repo)
-
-    def text() -> str:
-        c = counts
-        lines = [
-            f"{out_dir}: ESC-Pro{'-Random' if ablation else ''} from {db_path} "
-            f"(rule {ec.rule}, theta {ec.theta:g}, taxonomy {ex.taxonomy.name})",
-            f"  trees: {c['trees_extracted']} extracted, {c['trees_with_valid_path']} with a valid path"
-            + (f", {c['trees_skipped']} skipped (not done)" if c["trees_skipped"] else ""),
-            f"  valid paths (dialogues): {c['valid_paths']}",
-            f"  pairs: {c['pairs']} ({c['pair_duplicates_removed']} duplicates removed)",
-            f"  kto: {c['kto']} ({c['kto_desirable']} desirable, {c['kto_undesirable']} undesirable; "
-            f"{c['kto_duplicates_removed']} duplicates removed)",
-        ]
-        if sft_out is not None:
-            lines.append(f"  sft dialogues: {c['sft']}")
-        if "supporter_calls" in extra:
-            s = extra["supporter_calls"]
-            lines.append(f"  supporter calls: {s['requests']} ({s['failed']} failed)")
-        for w in man["warnings"]:
-            lines.append(f"  warning: {w}")
-        empty = man["trees_without_result"]
-        if empty:
-            lines.append(f"  trees without pairs: {len(empty)} (reasons in manifest.json), e.g.")
-            for e in empty[:5]:
-                lines.append(f"    {e['tree_id']}: {e['reason']}")
-        lines.append("  files: " + ", ".join(sorted(written["files"])))
-        lines.append(f"  dataset card: {extra['card']['card']} (licence {extra['card']['license']})"
-                     + (f"; pushed: {extra['hub']}" if extra.get("hub") else ""))
-        return "\n".join(lines)
-
-    emit({"out": str(out_dir), **{k: man[k] for k in ("rule", "theta", "taxonomy", "run_ids", "db_sha256")},
-          "counts": counts, "sources": man["sources"], "warnings": man["warnings"],
-          "trees_without_result": man["trees_without_result"], **extra}, as_json, text)
+    emit(res.to_dict(), as_json, lambda: _text(res, db_path))
 
 
-def _random_pairs(roles, ex, seed, quiet):
-    from escpro.extract import ablation
-
-    try:
-        from escpro.roles.roleset import build_roleset
-    except ImportError as exc:
-        raise NotBuiltError(f"--ablation random needs the role models (escpro.roles.roleset): {exc}") from None
-    items = ablation.plan(ex.trees, ex.results, ex.taxonomy, seed)
-
-    async def run():
-        roleset = build_roleset(roles, ex.taxonomy, random_seed=seed)
-        bar = tqdm(total=len(items), desc="supporter replies", unit="call", disable=True if quiet else None, leave=False)
-        try:
-            return await ablation.generate(items, roleset, ex.taxonomy, progress=bar.update)
-        finally:
-            bar.close()
-            await roleset.aclose()
-
-    return asyncio.run(run())
-
-
-def _ablation_roles(cfg, backend, endpoints):
-    """The ablation asks only the Supporter: it must be given (no silent simulator); the other
-    roles, never called, share its engine instead of needing one of their own."""
-    from escpro.mcts.runroles import requested
-    from escpro.roles.base import ROLES
-
-    roles = requested(cfg.roles, backend, endpoints)
-    sup = roles.supporter
-    if sup.backend is None:
-        raise ConfigError("--ablation random: no backend for the supporter role: pass --endpoints "
-                          "FILE, --backend NAME (sim: the simulator), or roles.supporter.backend "
-                          "in --config")
-    return roles.model_copy(update={r: sup for r in ROLES
-                                    if r != "supporter" and roles.binding(r).backend is None})
+def _text(res: ExtractResult, db_path: Path) -> str:
+    c, man, extra = res.counts, res.manifest, res.ablation
+    lines = [
+        f"{res.out}: ESC-Pro{'-Random' if extra.get('ablation') else ''} from {db_path} "
+        f"(rule {man['rule']}, theta {man['theta']:g}, taxonomy {man['taxonomy']})",
+        f"  trees: {c['trees_extracted']} extracted, {c['trees_with_valid_path']} with a valid path"
+        + (f", {c['trees_skipped']} skipped (not done)" if c["trees_skipped"] else ""),
+        f"  valid paths (dialogues): {c['valid_paths']}",
+        f"  pairs: {c['pairs']} ({c['pair_duplicates_removed']} duplicates removed)",
+        f"  kto: {c['kto']} ({c['kto_desirable']} desirable, {c['kto_undesirable']} undesirable; "
+        f"{c['kto_duplicates_removed']} duplicates removed)",
+    ]
+    if not extra.get("ablation"):
+        lines.append(f"  sft dialogues: {c['sft']}")
+    if "supporter_calls" in extra:
+        s = extra["supporter_calls"]
+        lines.append(f"  supporter calls: {s['requests']} ({s['failed']} failed)")
+    for w in man["warnings"]:
+        lines.append(f"  warning: {w}")
+    empty = man["trees_without_result"]
+    if empty:
+        lines.append(f"  trees without pairs: {len(empty)} (reasons in manifest.json), e.g.")
+        for e in empty[:5]:
+            lines.append(f"    {e['tree_id']}: {e['reason']}")
+    lines.append("  files: " + ", ".join(sorted(res.written["files"])))
+    lines.append(f"  dataset card: {extra['card']['card']} (licence {extra['card']['license']})"
+                 + (f"; pushed: {extra['hub']}" if extra.get("hub") else ""))
+    return "\n".join(lines)

@@ -15,7 +15,7 @@ from escpro.store.merge import merge_files
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--skip-duplicates", is_flag=True,
               help="Keep the first copy of a tree found in several inputs instead of failing.")
-def merge(out, inputs, skip_duplicates, config_path, as_json, log_level):
+def merge(out, inputs, skip_duplicates, as_json, log_level):
     """Merge build files (e.g. one per --shard) into OUT (created, or appended to).
 
     Tree and node ids are derived from the seeds file and the seed index, so shards of one build

@@ -1,8 +1,8 @@
 """`escpro query`: read-only SQL over a build file, safe while the build runs.
 
-A running build keeps the file open between its commits; the query leaves a request for it
-(store/db.py: readers_dir), the build closes the file after its next commit (within
-commit_interval_s), and the query opens it read-only, retrying for a bounded time. Formatting
+A running build holds the file only while it commits (open, write, close once per
+commit_interval_s: store/db.py); the query opens it read-only between two commits, retrying for
+a bounded time while a commit holds the lock. Formatting
 and output files: escpro/queries.py.
 """
 
@@ -57,7 +57,7 @@ Examples:
               help="--format table only: cut cells wider than this many characters (0: never).")
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True,
               help="Seconds to keep retrying while a running build holds the file (it lets go within its commit_interval_s).")
-def query(db, sql, sql_file, fmt, output, max_width, timeout_s, config_path, as_json, log_level):  # noqa: ARG001
+def query(db, sql, sql_file, fmt, output, max_width, timeout_s, as_json, log_level):  # noqa: ARG001
     if as_json and fmt not in (None, "json"):
         raise QueryError(f"--json and --format {fmt} disagree; give one")
     fmt = fmt or ("json" if as_json else "table")

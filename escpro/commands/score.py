@@ -18,7 +18,7 @@ from escpro.cli_common import emit, escpro_command
               help="Resamples for 95% bootstrap confidence intervals (0 = none; 1000 is typical).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--stem", is_flag=True, help="Porter-stem words for ROUGE-L (the paper does not).")
-def score(pred, taxonomy, labels, n_boot, seed, stem, config_path, as_json, log_level):
+def score(pred, taxonomy, labels, n_boot, seed, stem, as_json, log_level):
     """Score PRED: escpro's predictions.jsonl (or a run directory) or a JSON array in Kang et
     al.'s published format ({sample_id, strg_gold, strg_pred, res_gold, res_pred, ...}).
 

@@ -34,7 +34,7 @@ def _seed_options(func):
 @escpro_command(seeds, name="inspect")
 @click.argument("path", type=click.Path(path_type=Path))
 @_seed_options
-def inspect(path, taxonomy, fmt, strict, config_path, as_json, log_level):
+def inspect(path, taxonomy, fmt, strict, as_json, log_level):
     """Count what a seed file holds after normalisation: dialogues read and kept, drops per
     reason, supporter turns per strategy, mean turns and words.
 
@@ -67,7 +67,7 @@ def inspect(path, taxonomy, fmt, strict, config_path, as_json, log_level):
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Canonical JSONL to write.")
 @_seed_options
-def convert(path, out, taxonomy, fmt, strict, config_path, as_json, log_level):
+def convert(path, out, taxonomy, fmt, strict, as_json, log_level):
     """Write the kept dialogues as escpro's canonical JSONL (one dialogue per line).
 
     Example: escpro seeds convert extes_train.json --out seeds.jsonl

@@ -122,7 +122,7 @@ def _serve_vllm(config_path, endpoints_out, dry_run, as_json) -> None:
         click.echo("servers stopped", err=True)
 
 
-@escpro_command(name="serve")
+@escpro_command(name="serve", config=True)
 @click.option("--engine", type=click.Choice(["vllm", "sim"]), default="vllm", show_default=True,
               help="vllm: one vLLM OpenAI server per model in --config; sim: the simulator over HTTP.")
 @click.option("--endpoints-out", type=click.Path(dir_okay=False, path_type=Path), default=None,

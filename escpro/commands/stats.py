@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import click
 
-from escpro.atomic import atomic_open
 from escpro.cli_common import emit, escpro_command
 from escpro.config import load_config
-from escpro.extract import db as dbio
-from escpro.extract import stats as S
-from escpro.extract.pipeline import collect
-
-TABLE5_ROWS = [
-    ("Dialogues", "dialogues"),
-    ("Utterances", "utterances"),
-    ("Avg. len. of dialogues", "mean_dialogue_length"),
-    ("Avg. len. of utterances", "mean_utterance_words"),
-]
-TABLE5_COLS = [
-    ("Seeds", "seed"), ("ESC-Pro(seeker)", "esc_pro_seeker"), ("ESC-Pro(+)", "esc_pro_preferred"),
-    ("ESC-Pro(-)", "esc_pro_non_preferred"), ("ESC-Pro", "esc_pro"),
-]
+from escpro.extract.stats_run import (
+    TABLE5_COLS,
+    TABLE5_ROWS,
+    StatsOptions,
+    StatsResult,
+    ToxicityRequest,
+    run_stats,
+)
 
 
 def _fmt(v) -> str:
@@ -45,28 +37,7 @@ def table5_text(t5: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, newline="") as fh:
-        if not rows:
-            return
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
-def _toxicity(ex, model: str | None, labels: str | None, activation: str, batch_size: int):
-    """Table 7 from a local classifier over the utterances Table 5 counts (None without a model)."""
-    if not model:
-        return None
-    from escpro.extract import toxicity as T
-
-    keep = tuple(x.strip() for x in labels.split(",") if x.strip()) if labels else None
-    opts = T.ToxicityOptions(model, batch_size=batch_size, activation=activation, labels=keep)
-    return T.score_groups(S.utterance_groups(ex.trees, ex.results, ex.taxonomy), opts)
-
-
-@escpro_command(name="stats")
+@escpro_command(name="stats", config=True)
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="DuckDB file written by `escpro build`.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write table5.csv, stages.csv, stages.png, q_hist.png, trees.csv, calls.csv, stats.json here.")
 @click.option("--theta", type=float, default=None, help="Q threshold of valid paths (default 0.5).")
@@ -92,84 +63,48 @@ def stats(db_path, out_dir, theta, rule, taxonomy, include_unfinished, toxicity_
     """
     flags = {"theta": theta, "rule": rule, "include_unfinished": include_unfinished}
     ec = load_config(config_path, {"extract": {k: v for k, v in flags.items() if v is not None}}).extract
-    ex = collect(db_path, theta=ec.theta, rule=ec.rule, min_n=ec.reference_min_n, taxonomy=taxonomy,
-                 include_unfinished=ec.include_unfinished)
-    with dbio.open_db(db_path) as con:
-        calls = dbio.call_costs(con)
-    tax = ex.taxonomy
-    t5 = S.table5(ex.trees, ex.results, tax)
-    stage_rows = (S.stage_rows(S.stage_distribution(ex.trees, ex.results, tax, "seed"), tax.names, "seed")
-                  + S.stage_rows(S.stage_distribution(ex.trees, ex.results, tax, "esc_pro"), tax.names, "esc_pro"))
-    trees = [S.tree_stats(t, r, ec.theta) for t, r in zip(ex.trees, ex.results, strict=True)]
-    qs = S.all_q(ex.trees)
-    summary = {
-        "db": str(db_path),
-        "rule": ec.rule,
-        "theta": ec.theta,
-        "taxonomy": tax.name,
-        "table5": t5,
-        "stages": stage_rows,
-        "trees": trees,
-        "trees_skipped": ex.skipped,
-        "q_overall": S._quantiles(qs) | {"nodes": len(qs), "at_least_theta": sum(1 for q in qs if q >= ec.theta)},
-        "calls": calls,
-    }
-    tox = _toxicity(ex, toxicity_model, toxicity_labels, toxicity_activation, toxicity_batch_size)
+    tox = None
+    if toxicity_model:
+        keep = tuple(x.strip() for x in toxicity_labels.split(",") if x.strip()) if toxicity_labels else None
+        tox = ToxicityRequest(toxicity_model, labels=keep, activation=toxicity_activation,
+                              batch_size=toxicity_batch_size)
+    res = run_stats(StatsOptions(db=db_path, extract=ec, out=out_dir, taxonomy=taxonomy, toxicity=tox))
+    emit(res.summary, as_json, lambda: _text(res, db_path, out_dir))
+
+
+def _text(res: StatsResult, db_path: Path, out_dir: Path | None) -> str:
+    summary, tox = res.summary, res.toxicity
+    t5, trees, calls, skipped = summary["table5"], summary["trees"], summary["calls"], summary["trees_skipped"]
+    files = [Path(f).name for f in summary.get("files", [])]
+    lines = [f"{db_path}: rule {summary['rule']}, theta {summary['theta']:g}, taxonomy {summary['taxonomy']}", "", "Table 5", table5_text(t5),
+             f"(unique nodes: {t5['unique']['preferred_nodes']} preferred, {t5['unique']['non_preferred_nodes']} non-preferred)", ""]
+    done = [t for t in trees if t["iterations"] is not None]
+    lines.append(f"Search: {len(trees)} trees, {sum(t['nodes'] for t in trees)} nodes, "
+                 f"{sum(t['end_nodes'] for t in trees)} end nodes, "
+                 f"mean iterations {sum(t['iterations'] for t in done) / len(done):.1f}" if done else
+                 f"Search: {len(trees)} trees")
+    q = summary["q_overall"]
+    if q["nodes"]:
+        lines.append(f"Q over {q['nodes']} expanded nodes: min {q['min']:.3f}  median {q['median']:.3f}  "
+                     f"mean {q['mean']:.3f}  max {q['max']:.3f}  ({q['at_least_theta']} >= theta)")
+    empty = [t for t in trees if not t["valid_paths"]]
+    if empty:
+        lines.append(f"Trees without a valid path: {len(empty)} (" + ", ".join(t["tree_id"] for t in empty[:5]) + (" ..." if len(empty) > 5 else "") + ")")
+    if skipped:
+        lines.append(f"Trees skipped (not done): {len(skipped)}")
+    lines.append("")
+    if calls:
+        lines.append(f"{'role':<10} {'calls':>7} {'ok':>7} {'failed':>6} {'cached':>6} {'prompt tok':>11} {'compl tok':>10} {'lat mean':>9} {'p95 ms':>8}")
+        for c in calls:
+            lines.append(f"{c['role']:<10} {c['calls']:>7} {c['ok']:>7} {c['failed']:>6} {c['cached']:>6} "
+                         f"{c['prompt_tokens']:>11} {c['completion_tokens']:>10} {_fmt(c['latency_mean_ms']):>9} {_fmt(c['latency_p95_ms']):>8}")
+    else:
+        lines.append("No role calls recorded (llm_calls is empty).")
     if tox is not None:
-        summary["toxicity"] = tox.to_dict()
-    files = []
-    if out_dir is not None:
-        from escpro.extract import export, plot
+        from escpro.extract.toxicity import toxicity_text
 
-        out_dir.mkdir(parents=True, exist_ok=True)
-        t5_rows = [{"row": label, **{h: t5[col].get(key) for h, col in TABLE5_COLS}} for label, key in TABLE5_ROWS]
-        _write_csv(out_dir / "table5.csv", t5_rows)
-        _write_csv(out_dir / "stages.csv", stage_rows)
-        _write_csv(out_dir / "trees.csv", trees)
-        _write_csv(out_dir / "calls.csv", calls)
-        panels = [("Seed dialogues", [r for r in stage_rows if r["source"] == "seed"]),
-                  ("ESC-Pro (valid paths)", [r for r in stage_rows if r["source"] == "esc_pro"])]
-        plot.stage_plot(panels, tax.names, out_dir / "stages.png")
-        plot.q_histogram(qs, ec.theta, out_dir / "q_hist.png")
-        export.write_json(out_dir / "stats.json", summary)
-        files = ["table5.csv", "stages.csv", "stages.png", "q_hist.png", "trees.csv", "calls.csv", "stats.json"]
-        if tox is not None:
-            _write_csv(out_dir / "toxicity.csv", tox.csv_rows())
-            plot.toxicity_plot(tox.csv_rows(), list(tox.labels), tox.model, out_dir / "toxicity.png")
-            files += ["toxicity.csv", "toxicity.png"]
-        summary["files"] = [str(out_dir / f) for f in files]
+        lines += ["", toxicity_text(tox)]
+    if files:
+        lines += ["", f"Wrote {', '.join(files)} to {out_dir}"]
+    return "\n".join(lines)
 
-    def text() -> str:
-        lines = [f"{db_path}: rule {ec.rule}, theta {ec.theta:g}, taxonomy {tax.name}", "", "Table 5", table5_text(t5),
-                 f"(unique nodes: {t5['unique']['preferred_nodes']} preferred, {t5['unique']['non_preferred_nodes']} non-preferred)", ""]
-        done = [t for t in trees if t["iterations"] is not None]
-        lines.append(f"Search: {len(trees)} trees, {sum(t['nodes'] for t in trees)} nodes, "
-                     f"{sum(t['end_nodes'] for t in trees)} end nodes, "
-                     f"mean iterations {sum(t['iterations'] for t in done) / len(done):.1f}" if done else
-                     f"Search: {len(trees)} trees")
-        q = summary["q_overall"]
-        if q["nodes"]:
-            lines.append(f"Q over {q['nodes']} expanded nodes: min {q['min']:.3f}  median {q['median']:.3f}  "
-                         f"mean {q['mean']:.3f}  max {q['max']:.3f}  ({q['at_least_theta']} >= theta)")
-        empty = [t for t in trees if not t["valid_paths"]]
-        if empty:
-            lines.append(f"Trees without a valid path: {len(empty)} (" + ", ".join(t["tree_id"] for t in empty[:5]) + (" ..." if len(empty) > 5 else "") + ")")
-        if ex.skipped:
-            lines.append(f"Trees skipped (not done): {len(ex.skipped)}")
-        lines.append("")
-        if calls:
-            lines.append(f"{'role':<10} {'calls':>7} {'ok':>7} {'failed':>6} {'cached':>6} {'prompt tok':>11} {'compl tok':>10} {'lat mean':>9} {'p95 ms':>8}")
-            for c in calls:
-                lines.append(f"{c['role']:<10} {c['calls']:>7} {c['ok']:>7} {c['failed']:>6} {c['cached']:>6} "
-                             f"{c['prompt_tokens']:>11} {c['completion_tokens']:>10} {_fmt(c['latency_mean_ms']):>9} {_fmt(c['latency_p95_ms']):>8}")
-        else:
-            lines.append("No role calls recorded (llm_calls is empty).")
-        if tox is not None:
-            from escpro.extract.toxicity import toxicity_text
-
-            lines += ["", toxicity_text(tox)]
-        if files:
-            lines += ["", f"Wrote {', '.join(files)} to {out_dir}"]
-        return "\n".join(lines)
-
-    emit(summary, as_json, text)

@@ -56,7 +56,7 @@ def _overrides(cli: dict[str, Any], extra: tuple[str, ...], config_path: Path | 
     return kv
 
 
-@escpro_command(name="train", help=HELP, context_settings={"show_default": True})
+@escpro_command(name="train", config=True, help=HELP, context_settings={"show_default": True})
 @click.argument("overrides", nargs=-1)
 @click.option("--method", type=click.Choice(METHODS), default=None,
               help="Training method (dpo = CSO). Overrides the recipe.")
@@ -100,7 +100,7 @@ def train(overrides, method, mode, model, data, out, dialogues, max_steps, resum
         plan["ok"] = True
         emit(plan, as_json, lambda: _plan_text(config_path, plan))
         return
-    from escpro.train.run import train as run_train
+    from escpro.train.run import run_train
 
     for note in lf_notes:
         click.echo(f"note: {note}", err=True)
@@ -108,7 +108,7 @@ def train(overrides, method, mode, model, data, out, dialogues, max_steps, resum
     # stdout carries only escpro's result (one JSON document with --json): anything a library
     # prints there during the run goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
-        summary = run_train(cfg, train_section=section, progress=not (no_progress or as_json))
+        summary = run_train(cfg, train_section=section, progress=not (no_progress or as_json)).summary
     emit(summary, as_json, lambda: _summary_text(summary))
 
 

@@ -12,13 +12,13 @@ from escpro.cli_common import emit, escpro_command
 from escpro.config import load_config
 from escpro.console import escape_controls
 from escpro.errors import EscproError
-from escpro.extract import db as dbio
 from escpro.extract import render
-from escpro.extract.pipeline import resolve_taxonomy
+from escpro.extract.pipeline import load_tree, resolve_taxonomy
 from escpro.extract.rules import extract_tree
+from escpro.store import reader as dbio
 
 
-@escpro_command(name="tree")
+@escpro_command(name="tree", config=True)
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="DuckDB file written by `escpro build`.")
 @click.option("--tree", "tree_id", default=None, help="Tree id (see `escpro query` or stats' trees.csv). Omit to list the trees.")
 @click.option("--format", "fmt", type=click.Choice(["text", "dot", "svg", "png"]), default="text", show_default=True, help="svg/png need Graphviz's dot binary; text and dot always work.")
@@ -50,7 +50,7 @@ def tree(db_path, tree_id, fmt, out_path, theta, rule, max_depth, show_text, onl
             )) + "\n(pass --tree ID to draw one)")
             return
         tax = resolve_taxonomy(dbio.read_runs(con), taxonomy)
-        t = dbio.load_tree(con, tree_id)
+        t = load_tree(con, tree_id)
     res = extract_tree(t, ec.theta, ec.rule, ec.reference_min_n)
     if fmt == "text":
         data: str | bytes = render.render_text(t, res, tax, max_depth=max_depth, show_text=show_text, only_paths=only_paths) + "\n"

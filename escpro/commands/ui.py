@@ -77,7 +77,7 @@ def ui(ctx, db, pairs, evals, judgements, testset, eval_items, eval_seed, host, 
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write human_eval.csv and human_eval.json here (default: print only).")
 @click.option("--study", default=None, help="Study id, when the file holds more than one.")
-def export(judgements, out, study, config_path, as_json, log_level):
+def export(judgements, out, study, as_json, log_level):
     """The paper's human-evaluation table (Table 3): win / lose / tie percentages per criterion
     and system pair, and Fleiss' kappa across annotators; as text, CSV and JSON.
 

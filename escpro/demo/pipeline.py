@@ -1,9 +1,9 @@
 """`escpro demo` as a library call: bundled seeds -> build -> extract -> stats -> SFT -> DPO -> eval.
 
-Each step calls the piece that owns it (escpro.mcts.runner.run_build, the extract and stats
-commands, escpro.train.run.train (twice: SFT, then DPO from the SFT model), escpro.evaluate.run.run_eval)
-with the demo's small settings,
-and leaves in OUT exactly what that command would have left. OUT/config.yaml holds the resolved
+Each step calls the library entry point of its stage (escpro.build.run_build,
+escpro.extract.run.run_extract, escpro.extract.stats_run.run_stats, escpro.train.run.run_train
+(twice: SFT, then DPO from the SFT model), escpro.evaluate.run.evaluate) with the demo's small
+settings, and leaves in OUT exactly what the printed command would have left. OUT/config.yaml holds the resolved
 config, so every printed command can be pasted to redo a step by hand.
 """
 
@@ -23,7 +23,7 @@ from escpro.config import AppConfig, dump_config
 from escpro.data import DATA_DIR, DEMO_SEEDS
 from escpro.demo.config import EMBEDDED, TRAINED_BASE, load_demo_config, sft_train_config
 from escpro.demo.report import fmt_scores, query_command, run_scores, sample_pair
-from escpro.demo.steps import DemoStepError, StepRecord, Steps, invoke_json, shell_join
+from escpro.demo.steps import DemoStepError, StepRecord, Steps, shell_join
 from escpro.errors import ConfigError, EscproError
 
 DEMO_TEST_SEEDS = DATA_DIR / "demo_test_seeds.json"
@@ -175,7 +175,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     # --- build ----------------------------------------------------------------------------
     def build_step(rec: StepRecord) -> None:
-        from escpro.mcts.runner import BuildOptions, run_build
+        from escpro.build.run import BuildOptions, run_build
 
         cmd = ["escpro", "build", "--seeds", DEMO_SEEDS, "--db", files["db"], "--config", config_arg,
                "--limit", n_seeds, "--random-seed", opts.random_seed]
@@ -192,36 +192,37 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             bopts = BuildOptions(seeds=DEMO_SEEDS, db=files["db"], config=cfg, limit=n_seeds,
                                  backend="sim" if kind == "sim" else None, random_seed=opts.random_seed,
                                  command=rec.command, endpoints=endpoints)
-            s = run_build(bopts, progress=opts.progress)
-        t = s["trees"]
+            res = run_build(bopts, progress=opts.progress)
+        st = res.stats
         rec.outputs["trees (DuckDB)"] = str(files["db"])
-        rec.info = {k: s[k] for k in ("run_id", "iterations", "nodes", "end_nodes", "total_tokens",
-                                      "calls_per_s", "roles")}
-        rec.info.update({"trees_done": t["done"], "trees_failed": t["failed"],
-                         "calls": sum(s["calls"].values()), "failed_calls": sum(s["failed_calls"].values())})
-        echo(f"      {t['done']} trees, {s['iterations']} iterations, {s['nodes']} nodes, "
-             f"{rec.info['calls']} role calls ({rec.info['failed_calls']} failed), {s['total_tokens']} tokens")
-        if not t["done"]:
-            reasons = "; ".join(f["reason"] for f in s["failures"][:2])
+        rec.info = {"run_id": res.run_id, "iterations": st.iterations, "nodes": res.stored.nodes,
+                    "end_nodes": res.stored.end_nodes, "roles": res.roles,
+                    **{k: v for k, v in st.as_dict().items() if k in ("total_tokens", "calls_per_s")},
+                    "trees_done": st.trees_done, "trees_failed": st.trees_failed,
+                    "calls": sum(st.calls.values()), "failed_calls": sum(st.failed_calls.values())}
+        echo(f"      {st.trees_done} trees, {st.iterations} iterations, {res.stored.nodes} nodes, "
+             f"{rec.info['calls']} role calls ({rec.info['failed_calls']} failed), "
+             f"{rec.info['total_tokens']} tokens")
+        if not st.trees_done:
+            reasons = "; ".join(reason for _, reason in st.failures[:2])
             raise DemoStepError(f"step build: no tree finished ({reasons})")
 
     steps.run("build", f"build: MCTS over {n_seeds} bundled seed dialogue(s)", build_step)
 
-    # --- extract ----------------------------------------------------------------------------
-    from escpro.commands.extract import extract as extract_cmd
-    from escpro.commands.stats import stats as stats_cmd
+    # --- extract + stats: the library entry points, with the config the printed commands use ---
+    from escpro.extract.run import ExtractOptions, run_extract
+    from escpro.extract.stats_run import StatsOptions, run_stats
 
     def extract_step(rec: StepRecord) -> None:
         args = ["--db", str(files["db"]), "--out", str(files["esc_pro"]), "--config", config_arg]
         rec.command = shell_join(["escpro", "extract", *args])
-        res = invoke_json(extract_cmd, args, "extract")
-        c = res.get("counts", {})
+        c = run_extract(ExtractOptions(db=files["db"], out=files["esc_pro"], config=cfg)).counts
         rec.info = c
         for f in ("pairs.jsonl", "kto.jsonl", "sft.jsonl", "manifest.json"):
             rec.outputs[f] = str(files["esc_pro"] / f)
-        echo(f"      {c.get('valid_paths', 0)} valid paths, {c.get('pairs', 0)} preference pairs, "
-             f"{c.get('kto', 0)} KTO records, {c.get('sft', 0)} SFT dialogues")
-        if not c.get("pairs"):
+        echo(f"      {c['valid_paths']} valid paths, {c['pairs']} preference pairs, "
+             f"{c['kto']} KTO records, {c['sft']} SFT dialogues")
+        if not c["pairs"]:
             raise DemoStepError(
                 "step extract: the search found no preference pairs, so there is nothing to train on; "
                 "give the demo more seeds (--seeds) or iterations (build.max_iterations in --config)")
@@ -231,9 +232,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     def stats_step(rec: StepRecord) -> None:
         args = ["--db", str(files["db"]), "--out", str(files["stats"]), "--config", config_arg]
         rec.command = shell_join(["escpro", "stats", *args])
-        res = invoke_json(stats_cmd, args, "stats")
-        t5 = res.get("table5", {})
-        rec.info = {"table5": t5, "q_overall": res.get("q_overall")}
+        res = run_stats(StatsOptions(db=files["db"], extract=cfg.extract, out=files["stats"]))
+        rec.info = {"table5": res.table5, "q_overall": res.summary["q_overall"]}
         rec.outputs["stage plot"] = str(files["stats"] / "stages.png")
         rec.outputs["Q histogram"] = str(files["stats"] / "q_hist.png")
         rec.outputs["tables"] = str(files["stats"] / "table5.csv") + " (+ stats.json, calls.csv)"
@@ -242,7 +242,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     # --- sft + train ----------------------------------------------------------------------------
     from escpro.train.models import start_source
-    from escpro.train.run import train as run_train
+    from escpro.train.run import run_train
 
     def sft_step(rec: StepRecord) -> None:
         scfg = sft_train_config(cfg.train, demo).model_copy(
@@ -250,7 +250,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         rec.command = shell_join(["escpro", "train", "--config", config_arg, "--method", "sft", "--data",
                                   files["esc_pro"], "--out", files["sft"], *_kv_args(demo.sft_train)])
         with _stdout_to_stderr(not opts.progress):
-            s = run_train(scfg, progress=opts.progress)
+            s = run_train(scfg, progress=opts.progress).summary
         rec.info = _train_info(s)
         rec.outputs["LoRA adapter"] = str(files["sft"] / "adapter")
         rec.outputs["training curve"] = str(files["sft"] / "training_curve.png")
@@ -271,7 +271,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         rec.command = shell_join(["escpro", "train", "--config", config_arg, "--data", files["esc_pro"],
                                   "--out", files["train"], *extra])
         with _stdout_to_stderr(not opts.progress):
-            s = run_train(tcfg, progress=opts.progress)
+            s = run_train(tcfg, progress=opts.progress).summary
         state["base"] = start_source(tcfg).base
         rec.info = _train_info(s)
         rec.outputs["LoRA adapter"] = str(files["train"] / "adapter")
@@ -286,7 +286,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     # --- eval -------------------------------------------------------------------------------
     def eval_step(rec: StepRecord) -> None:
-        from escpro.evaluate.run import run_eval
+        from escpro.evaluate.run import EvalOptions, evaluate
         from escpro.evaluate.testsets import turn_items, write_items
         from escpro.evaluate.trained import resolve_train_output
         from escpro.seeds.load import load_seeds
@@ -313,10 +313,11 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             ecfg = cfg.eval.model_copy(update={"model": binding})
             run_dir = files["eval"] / label
             with _stdout_to_stderr(not opts.progress):
-                res = run_eval(ecfg, files["testset"], run_dir, name=f"{label}", method=method, mode=mode,
-                               overwrite=True, limit=limit, progress=opts.progress)
-            rec.info["runs"][label] = run_scores(res["scores"], {
-                "dir": str(run_dir), "seconds": res.get("seconds"), "failed_calls": res.get("failed_calls")})
+                res = evaluate(EvalOptions(config=ecfg, testset=files["testset"], out=run_dir, name=label,
+                                           method=method, mode=mode, overwrite=True, limit=limit,
+                                           progress=opts.progress))
+            rec.info["runs"][label] = run_scores(res.scores, {
+                "dir": str(run_dir), "seconds": res.seconds, "failed_calls": res.failed_calls})
             rec.outputs[f"scores ({label})"] = str(run_dir / "scores.json")
             echo(f"      {label:<8} {fmt_scores(rec.info['runs'][label])}")
         state["sample_prediction"] = _first_prediction(files["eval"] / "trained" / "predictions.jsonl")

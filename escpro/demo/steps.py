@@ -1,15 +1,11 @@
-"""Running the demo's steps: numbered headers, wall time per step, and commands run in-process.
+"""Running the demo's steps: numbered headers, wall time per step, what each step left.
 
-Other escpro commands are reused as they are (their click commands, parsed as on the command
-line, with --json captured), so the demo does exactly what a user pasting the printed command
-would get.
+Each step calls its stage's library entry point (never a click command, never JSON parsed from
+stdout) and records the command line that does the same by hand.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,26 +61,6 @@ class Steps:
             self.echo(f"      {label:<18} {path}")
         self.echo(click.style(f"      done in {rec.seconds:.1f} s", fg="green"))
         return rec
-
-
-def invoke_json(cmd: click.Command, args: list[str], step: str) -> dict[str, Any]:
-    """Run an escpro command in-process with --json; its JSON output, or a DemoStepError.
-
-    The command's own one-line error (stderr) reaches the user unchanged."""
-    buf = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buf):
-            cmd.main(args=[*args, "--json"], prog_name=f"escpro {cmd.name}", standalone_mode=False)
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise DemoStepError(f"step {step}: `escpro {cmd.name}` failed (exit {exc.code}; see above)") from None
-    except click.ClickException as exc:
-        raise DemoStepError(f"step {step}: `escpro {cmd.name}`: {exc.format_message()}") from None
-    text = buf.getvalue().strip()
-    try:
-        return json.loads(text.splitlines()[-1]) if text else {}
-    except json.JSONDecodeError:
-        raise DemoStepError(f"step {step}: `escpro {cmd.name}` printed no JSON") from None
 
 
 def shell_join(args: list[str | Path]) -> str:

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,47 @@ def run_eval(
     _write_json(out / "scores.json", scores)
     _write_json(run_path, summary)
     return {**summary, "scores": scores}
+
+
+@dataclass
+class EvalOptions:
+    config: EvalConfig
+    testset: Path
+    out: Path
+    name: str | None = None
+    method: str | None = None
+    mode: str | None = None
+    overwrite: bool = False
+    limit: int | None = None
+    progress: bool = True
+    model_factory: Any = None  # tests: a ready generator instead of the configured backend
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One eval run; `summary` is run.json, `scores` scores.json."""
+
+    name: str
+    method: str
+    out: Path
+    generated: int
+    resumed: int
+    failed_calls: int
+    seconds: float
+    scores: dict[str, Any]
+    summary: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary, "scores": self.scores}
+
+
+def evaluate(opts: EvalOptions) -> EvalResult:
+    """THE eval stage entry point (the command and the demo call it)."""
+    res = run_eval(opts.config, opts.testset, opts.out, name=opts.name, method=opts.method,
+                   mode=opts.mode, overwrite=opts.overwrite, limit=opts.limit,
+                   model_factory=opts.model_factory, progress=opts.progress)
+    scores = res.pop("scores")
+    return EvalResult(name=res["name"], method=res["method"], out=Path(opts.out),
+                      generated=res["generated"], resumed=res["resumed"],
+                      failed_calls=res["failed_calls"], seconds=res["seconds"], scores=scores,
+                      summary=res)

@@ -88,7 +88,7 @@ def write_strict(out: Path) -> dict[str, dict]:
 # ---- provenance ------------------------------------------------------------------------------
 def run_provenance(db_path: Path) -> list[dict[str, Any]]:
     """What each build run of the file was: seeds, seed, code, search settings, role models."""
-    from escpro.extract.db import open_db
+    from escpro.store.reader import open_db
 
     with open_db(db_path) as con:
         cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "

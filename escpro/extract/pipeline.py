@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from escpro import __version__
+from escpro.atomic import sha256_file
 from escpro.errors import ConfigError, EscproError
-from escpro.extract import db as dbio
 from escpro.extract.records import dedupe_pairs, dedupe_sft, pair_record, sft_record
 from escpro.extract.rules import Rule, TreeResult, exclusion_summary, extract_tree
-from escpro.extract.tree import Tree
+from escpro.extract.tree import Node, Tree
 from escpro.roles.config import is_simulator
+from escpro.store import reader as dbio
 from escpro.taxonomy import Taxonomy, load_taxonomy
 
 
@@ -83,7 +84,7 @@ def collect(
         runs = dbio.read_runs(con)
         tax = resolve_taxonomy(runs, taxonomy)
         ex = Extraction(tax, runs)
-        for tree in dbio.load_trees(con):
+        for tree in load_trees(con):
             if progress:
                 progress(1)
             if tree.status != "done" and not include_unfinished:
@@ -130,7 +131,7 @@ def manifest(
         "escpro_version": __version__,
         "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "db": str(db_path),
-        "db_sha256": dbio.file_sha256(db_path),
+        "db_sha256": sha256_file(db_path),
         "run_ids": [r.run_id for r in ex.runs],
         "run_id": ex.runs[0].run_id if len(ex.runs) == 1 else None,
         "taxonomy": ex.taxonomy.name,
@@ -153,3 +154,29 @@ def manifest(
         **(extra or {}),
         **written,
     }
+
+
+def _node(d: dict) -> Node:
+    return Node(
+        node_id=d["node_id"], parent_id=d["parent_id"], depth=int(d["depth"] or 0),
+        kind=str(d["kind"] or ""), strategy=d["strategy"], prior=d["prior"], q=d["q"], n=d["n"],
+        supporter_text=d["supporter_text"], seeker_text=d["seeker_text"],
+        is_end=bool(d["is_end"]), is_gold=bool(d["is_gold"]), child_index=d["child_index"],
+    )
+
+
+def load_trees(con, ids: list[str] | None = None) -> Iterator[Tree]:
+    """Trees (with all their nodes) in tree_id order, from the store's reader; ids=None: all."""
+    for t, nodes in dbio.tree_rows(con, ids):
+        yield Tree(
+            tree_id=t["tree_id"], nodes={n["node_id"]: _node(n) for n in nodes},
+            run_id=t["run_id"], status=t["status"], scene=t["scene"] or "",
+            situation=t["situation"] or "", iterations=t["iterations"],
+            end_count=t["end_count"], seed=t["seed"],
+        )
+
+
+def load_tree(con, tree_id: str) -> Tree:
+    for tree in load_trees(con, [tree_id]):
+        return tree
+    raise dbio.missing_tree(con, tree_id)

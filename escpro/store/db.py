@@ -1,11 +1,13 @@
 """Opening the DuckDB file, retried while another process holds the lock.
 
 DuckDB locks the whole file per process (STACK_NOTES.md): a read-write connection shuts out
-every other process, even readers. The build keeps its connection open between commits (opening
-and closing the file cost ~40% of a commit) until a reader asks for the file: a read-only
-`connect` that meets the lock leaves a request in `<db>.readers/` (one file per waiting process),
-and the writer closes the file after its next commit while any request is there. Both sides
-retry for a bounded time when they meet the other's lock.
+every other process, even readers. So the build follows DuckDB's documented multi-process
+pattern: its writer opens the file, commits a batch and closes it again, once per commit
+interval (store/writer.py), and holds it only for the tens of milliseconds a commit takes; a
+reader (any program: `escpro query`, the `duckdb` CLI, your scripts) that meets the lock retries
+for a bounded time and gets in between two commits, and a commit that meets a reader's lock
+keeps its batch in memory for the next interval. docs/build.md ("Queries while building")
+has the measurements that chose this over a file held open between commits.
 
 Every connection escpro opens goes through `connect`, so two rules hold everywhere: DuckDB never
 installs or loads an extension (an SQLite file given as a build file would otherwise make it
@@ -27,7 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from escpro.errors import EscproError
-from escpro.store.schema import DDL, SCHEMA_VERSION
+from escpro.store.schema import COLUMNS, DDL, SCHEMA_VERSION, check_row
 
 # DuckDB's messages when another process holds the file ("block" in a checksum error is not one)
 _LOCK_MARKERS = ("could not set lock", "conflicting lock", "being used by another")
@@ -47,65 +49,6 @@ class StoreError(EscproError):
 def is_lock_error(exc: BaseException) -> bool:
     msg = str(exc)
     return any(m.lower() in msg.lower() for m in _LOCK_MARKERS)
-
-
-def readers_dir(path: str | Path) -> Path:
-    """Beside the file itself (a symlink's target), so a reader and a build that name the file
-    by different paths still meet."""
-    return Path(f"{Path(path).resolve()}.readers")
-
-
-def request_read(path: str | Path) -> Path | None:
-    """Ask a build holding the file to let go of it (None when the request cannot be written,
-    e.g. a read-only directory: the reader then just retries)."""
-    d = readers_dir(path)
-    marker = d / f"{os.getpid()}-{time.monotonic_ns()}"
-    try:
-        d.mkdir(exist_ok=True)
-        marker.touch()
-    except OSError:
-        return None
-    return marker
-
-
-def withdraw_read(marker: Path | None) -> None:
-    if marker is None:
-        return
-    try:
-        marker.unlink()
-        marker.parent.rmdir()  # fails while other readers wait: their requests stay
-    except OSError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def readers_waiting(path: str | Path) -> bool:
-    """Whether a reader asked for the file; requests of processes that died are removed."""
-    d = readers_dir(path)
-    try:
-        names = os.listdir(d)
-    except OSError:
-        return False
-    waiting = False
-    for name in names:
-        try:
-            pid = int(name.split("-", 1)[0])
-        except ValueError:
-            continue
-        if _alive(pid):
-            waiting = True
-        else:
-            withdraw_read(d / name)
-    return waiting
 
 
 # DuckDB 2.x writes storage version 2 by default, which no DuckDB 1.x client can open. New files
@@ -155,9 +98,9 @@ def _open_error(path: Path, exc: BaseException) -> StoreError:
 def connect(
     path: str | Path, *, read_only: bool = False, timeout_s: float = 10.0
 ) -> duckdb.DuckDBPyConnection:
-    """Open the file, retrying with backoff while another process holds its lock (a reader
-    also asks a running build to release it: readers_dir). Read-only connections are locked
-    down (READ_CONFIG); no connection loads extensions."""
+    """Open the file, retrying with backoff while another process holds its lock (the build
+    holds it only while it commits). Read-only connections are locked down (READ_CONFIG); no
+    connection loads extensions."""
     path = Path(path)
     if path.exists() or path.is_symlink():
         sniff(path)
@@ -166,42 +109,22 @@ def connect(
     config = READ_CONFIG if read_only else WRITE_CONFIG
     deadline = time.monotonic() + timeout_s
     delay = 0.02
-    marker: Path | None = None
-    try:
-        while True:
-            try:
-                return duckdb.connect(str(path), read_only=read_only,
-                                      config=dict(config) if read_only else {**storage_config(), **config})
-            except (duckdb.IOException, duckdb.Error) as exc:
-                if not is_lock_error(exc):
-                    raise _open_error(path, exc) from None
-                if time.monotonic() >= deadline:
-                    raise StoreError(
-                        f"{path}: still locked by another process after {timeout_s:.0f} s"
-                    ) from None
-                if read_only and marker is None:
-                    marker = request_read(path)
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
-    finally:
-        withdraw_read(marker)
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only,
+                                  config=dict(config) if read_only else {**storage_config(), **config})
+        except (duckdb.IOException, duckdb.Error) as exc:
+            if not is_lock_error(exc):
+                raise _open_error(path, exc) from None
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"{path}: still locked by another process after {timeout_s:.0f} s"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
 
-# ---- schema ----
-_TYPE_RE = re.compile(r"^\s+(\w+)\s+([A-Z]+)", re.M)
-
-
-def expected_columns() -> dict[str, list[tuple[str, str]]]:
-    """table -> [(column, DuckDB type)] parsed from the DDL (the single source of truth)."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    for block in DDL.split("CREATE TABLE IF NOT EXISTS ")[1:]:
-        name = block.split("(", 1)[0].strip()
-        body = block.split("(", 1)[1]
-        out[name] = [(m.group(1), m.group(2)) for m in _TYPE_RE.finditer(body)]
-    return out
-
-
-COLUMNS = expected_columns()
+# ---- schema (generated from the row types in store/schema.py) ----
 
 _ARROW = {
     "TEXT": pa.string(),
@@ -215,8 +138,11 @@ _ARROW = {
 
 
 def arrow_table(table: str, rows: list[dict]) -> pa.Table:
-    """Rows (dicts, missing keys = NULL) as an arrow table typed like the DuckDB table."""
+    """Rows as an arrow table typed like the DuckDB table; every row is checked against its row
+    type first (schema.check_row: an unknown or missing key is an error, not a NULL)."""
     cols = COLUMNS[table]
+    for r in rows:
+        check_row(table, r)
     arrays = {}
     for name, typ in cols:
         arrays[name] = pa.array([r.get(name) for r in rows], type=_ARROW[typ])

@@ -2,9 +2,9 @@
 
 Tree searches hand over Deltas (one per commit point); the writer merges them and, every
 `interval_s` or when `max_rows` wait, writes everything in ONE transaction (arrow batches:
-STACK_NOTES.md measures row-by-row inserts ~300x slower). It keeps the file open between commits
-until a reader asks for it (store/db.py: readers_dir), then closes it after the next commit and
-opens it again for the one after, so `escpro query` gets in between. A delta is either fully
+STACK_NOTES.md measures row-by-row inserts ~300x slower). Each commit opens the file, writes and
+closes it (DuckDB's multi-process pattern, store/db.py), so any reader gets in between two
+commits. Every row is checked against its table's row type first (store/schema.py). A delta is either fully
 committed or not at all; node rows are upserts of a node's latest values, every other row is
 keyed or append-only, so a batch never duplicates what an earlier one wrote.
 """
@@ -31,12 +31,10 @@ from escpro.store.db import (
     connect,
     ensure_schema,
     is_lock_error,
-    readers_waiting,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CHECKPOINT_THRESHOLD = "1MB"
 
 
 def now_utc() -> datetime:
@@ -185,8 +183,8 @@ class BatchWriter:
         self._lock = asyncio.Lock()
         self.error: BaseException | None = None
         self._locked_since: float | None = None
-        self._con: duckdb.DuckDBPyConnection | None = None  # held between commits
-        self.reopens = 0  # times the file was opened (1 unless readers asked for it)
+        self._con: duckdb.DuckDBPyConnection | None = None  # open only during a commit
+        self.opens = 0  # times the file was opened (once per commit, plus the final count)
 
     async def put(self, delta) -> None:
         if self.error is not None:
@@ -207,8 +205,6 @@ class BatchWriter:
             self._wake.clear()
             try:
                 await self.flush()
-                if self._con is not None and readers_waiting(self.path):
-                    await asyncio.to_thread(self._release)
             except Exception as exc:  # noqa: BLE001 (kept and re-raised to the build)
                 log.debug("commit failed: %s", exc)  # re-raised to the build, reported once
                 self.error = exc
@@ -220,16 +216,11 @@ class BatchWriter:
             con.close()
 
     def _commit(self, batch: Batch, wait_s: float) -> None:
-        """In the worker thread: (re)open the file when needed, write, and let go of the file
-        when a reader waits for it."""
-        if self._con is None:
-            self._open(wait_s)
+        """In the worker thread: open the file, write, let go of it."""
+        self._open(wait_s)
         try:
             write_rows(self._con, batch)
-        except BaseException:
-            self._release()  # the next commit starts from a fresh connection
-            raise
-        if readers_waiting(self.path):
+        finally:
             self._release()
 
     async def flush(self, final: bool = False) -> None:
@@ -265,8 +256,8 @@ class BatchWriter:
                       time.monotonic() - t0)
 
     async def close(self, then: Callable[[duckdb.DuckDBPyConnection], T] | None = None) -> T | None:
-        """Commit what waits and let go of the file; `then(connection)` runs on the open file
-        first (the build's summary counts, without opening the file once more)."""
+        """Commit what waits; `then(connection)` runs on the file afterwards (the build's
+        summary counts, while the build still holds its lock)."""
         self._closing = True
         self._wake.set()
         try:
@@ -288,8 +279,4 @@ class BatchWriter:
 
     def _open(self, wait_s: float) -> None:
         self._con = connect(self.path, timeout_s=wait_s)
-        self.reopens += 1
-        # Fold the write-ahead log into the file every ~MB, inside the commits on this worker
-        # thread, instead of all of it when the file is closed (DuckDB's default 16 MB left
-        # ~60 ms for the close at the end of a build, with every tree already finished).
-        self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        self.opens += 1  # closing it after the commit folds the write-ahead log into the file

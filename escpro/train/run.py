@@ -6,6 +6,7 @@ import logging
 import random
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +277,29 @@ def _records_sha(records: list[dict[str, Any]]) -> str:
     for r in records:
         h.update(json.dumps(r, sort_keys=True, ensure_ascii=False).encode())
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced; `summary` is everything out/metrics.json holds."""
+
+    method: str
+    mode: str
+    out: Path
+    records: int
+    steps: int
+    seconds: float
+    train_loss: float | None
+    first_loss: float | None
+    last_loss: float | None
+    summary: dict[str, Any]
+
+
+def run_train(cfg: TrainConfig, *, train_section: dict[str, Any] | None = None,
+              progress: bool = False) -> TrainResult:
+    """THE train stage entry point (the command and the demo call it): typed options (the
+    validated `train` config section) in, a typed result out."""
+    s = train(cfg, train_section=train_section, progress=progress)
+    return TrainResult(method=s["method"], mode=s["mode"], out=Path(s["out"]), records=s["records"],
+                       steps=s["steps"], seconds=s["seconds"], train_loss=s.get("train_loss"),
+                       first_loss=s.get("first_loss"), last_loss=s.get("last_loss"), summary=s)

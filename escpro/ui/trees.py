@@ -19,10 +19,11 @@ from pathlib import Path
 import duckdb
 
 from escpro.errors import DataError
-from escpro.extract import db as dbio
+from escpro.extract import pipeline as extract_trees
 from escpro.extract.render import Marks
 from escpro.extract.rules import TreeResult, extract_tree
 from escpro.extract.tree import Node, Tree, context_turns, history_before, node_turns, strategy_name
+from escpro.store import reader as dbio
 from escpro.store.reader import open_read_only, rows
 from escpro.taxonomy import Taxonomy, load_taxonomy
 from escpro.ui.options import NotFound
@@ -94,7 +95,7 @@ class TreeSource:
                 return got
         with self.connect() as con:
             try:
-                tree = dbio.load_tree(con, tree_id)
+                tree = extract_trees.load_tree(con, tree_id)
             except DataError as exc:
                 raise NotFound(str(exc)) from None
         res = extract_tree(tree, self.theta, self.rule, self.min_n)  # type: ignore[arg-type]
@@ -117,7 +118,7 @@ class TreeSource:
             return self._summary[1]
         out = []
         with self.connect() as con:
-            for tree in dbio.load_trees(con):
+            for tree in extract_trees.load_trees(con):
                 res = extract_tree(tree, self.theta, self.rule, self.min_n)  # type: ignore[arg-type]
                 out.append({
                     "tree_id": tree.tree_id, "run_id": tree.run_id, "status": tree.status,

@@ -12,9 +12,9 @@ import time
 import duckdb
 import pytest
 
+from escpro.build.run import BuildOptions, run_build
 from escpro.config import AppConfig
 from escpro.mcts.config import BuildConfig
-from escpro.mcts.runner import BuildOptions, run_build
 from escpro.mcts.search import TreeSearch
 from escpro.mcts.state import TreeState
 from escpro.roles.backends import retry
@@ -121,7 +121,7 @@ def test_build_against_a_faulty_http_server_finishes_intact(tmp_path, rate):
     with SimServerThread(sim, faults) as srv:
         t0 = time.perf_counter()
         summary = run_build(BuildOptions(seeds=DEMO_SEEDS, db=db, config=_config(srv.base_url),
-                                         limit=4, random_seed=0, command="test"))
+                                         limit=4, random_seed=0, command="test")).to_dict()
         wall = time.perf_counter() - t0
         injected = sum(srv.stats.faults.values())
     assert injected > 0 and wall < 240

@@ -162,3 +162,18 @@ def test_example_baseline_needs_examples(tmp_path):
     res = CliRunner().invoke(cli, ["eval", "run", "--backend", "sim", "--model", "sim", "--testset", str(ts),
                                    "--out", str(tmp_path / "r"), "--baseline", "example"])
     assert res.exit_code != 0 and "--examples" in res.output and "Traceback" not in res.output
+
+
+def test_evaluate_entry_point_returns_a_typed_result_and_resumes(tmp_path):
+    from escpro.evaluate.run import EvalOptions, EvalResult, evaluate
+
+    ts = make_testset(tmp_path / "t.jsonl")
+    cfg = EvalConfig(model=RoleBinding(backend="sim", model="scripted"), chunk_size=5)
+    opts = EvalOptions(config=cfg, testset=ts, out=tmp_path / "run", name="scripted", limit=7,
+                       progress=False, model_factory=lambda b: ScriptedModel())
+    res = evaluate(opts)
+    assert isinstance(res, EvalResult) and res.name == "scripted" and res.out == tmp_path / "run"
+    assert (res.generated, res.resumed) == (7, 0) and res.scores["n"] == 7
+    assert res.to_dict()["scores"] == json.loads((tmp_path / "run" / "scores.json").read_text())
+    again = evaluate(opts)  # same run dir: every item is already there
+    assert (again.generated, again.resumed) == (0, 7)

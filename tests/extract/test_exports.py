@@ -201,3 +201,23 @@ def test_trl_trainers_train_on_the_files(out: Path, tmp_path: Path):
         model = AutoModelForCausalLM.from_pretrained(path)
         result = trainer(model=model, args=config(**common, **extra), train_dataset=ds, processing_class=tok).train()
         assert result.global_step == 1 and result.training_loss == result.training_loss  # not NaN
+
+
+def test_entry_points_match_the_commands(db_path: Path, tmp_path: Path):
+    """run_extract / run_stats are what the commands print (the demo calls them directly)."""
+    from escpro.config import load_config
+    from escpro.extract.run import ExtractOptions, run_extract
+    from escpro.extract.stats_run import StatsOptions, run_stats
+
+    cfg = load_config(None)
+    res = run_extract(ExtractOptions(db=db_path, out=tmp_path / "lib", config=cfg))
+    assert (res.counts["pairs"], res.counts["sft"], res.counts["trees_skipped"]) == (7, 3, 1)
+    assert len(res.extraction.trees) == 3 and res.manifest["counts"] == res.counts
+    printed = json.loads(run("extract", "--db", str(db_path), "--out", str(tmp_path / "cli"), "--json"))
+    assert printed["counts"] == res.counts and set(printed) == set(res.to_dict())
+    st = run_stats(StatsOptions(db=db_path, extract=cfg.extract, out=tmp_path / "stats"))
+    assert st.table5["esc_pro"]["dialogues"] == 3 and [f.name for f in st.files][:2] == ["table5.csv", "stages.csv"]
+    assert all(f.is_file() for f in st.files)
+    printed = json.loads(run("stats", "--db", str(db_path), "--json"))
+    assert printed["table5"] == json.loads(json.dumps(st.table5)) and "files" not in printed
+    assert "files" not in json.loads((tmp_path / "stats" / "stats.json").read_text())

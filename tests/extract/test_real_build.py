@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from escpro.cli import cli
-from escpro.extract import db as dbio
+from escpro.extract.pipeline import load_trees
 from escpro.extract.tree import history_before
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def test_prompts_equal_the_build_contexts(built: Path):
     tax = load_taxonomy("cso8")
     con = duckdb.connect(str(built), read_only=True)
     checked = 0
-    for tree in dbio.load_trees(con):
+    for tree in load_trees(con):
         rec = tree.seed
         dlg = Dialogue(rec["seed_id"], 0, rec["scene"], rec["situation"], tuple(Turn(**t) for t in rec["turns"]))
         layout = gold_layout(dlg, tax.names)

@@ -30,7 +30,7 @@ def test_help_lists_every_command() -> None:
 
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_every_command_accepts_common_options_or_names_missing_piece(name: str) -> None:
-    """Each subcommand's --help mentions the common options; an unbuilt one exits non-zero with a
+    """Each subcommand's --help mentions the common options (--json, --log-level); an unbuilt one exits non-zero with a
     message naming the missing piece, never a traceback."""
     out = run(name, "--help")
     assert "Traceback" not in out.stderr
@@ -42,10 +42,10 @@ def test_every_command_accepts_common_options_or_names_missing_piece(name: str) 
             for sub in subs:
                 sub_out = run(name, sub, "--help")
                 assert sub_out.returncode == 0, sub_out.stderr
-                for opt in ("--config", "--json", "--log-level"):
+                for opt in ("--json", "--log-level"):  # --config only where read: below
                     assert opt in sub_out.stdout
         else:
-            for opt in ("--config", "--json", "--log-level"):
+            for opt in ("--json", "--log-level"):
                 assert opt in text
     else:
         res = run(name, "--config", "x.yaml")
@@ -88,6 +88,22 @@ def test_seeds_convert_writes_canonical_jsonl(tmp_path: Path) -> None:
 def test_bad_config_is_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("build:\n  nope: 1\n")
+    out = run("build", "--seeds", str(FIXTURES / "extes_irregular.json"), "--db",
+              str(tmp_path / "t.duckdb"), "--config", str(cfg))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "build.nope" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_commands_that_read_no_config_refuse_config(tmp_path: Path) -> None:
+    """--config is accepted only where a config is read; elsewhere it is an unknown option,
+    not a file silently ignored."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("build: {}\n")
     out = run("seeds", "inspect", str(FIXTURES / "extes_irregular.json"), "--config", str(cfg))
-    # seeds inspect does not read config sections, but the file must still parse as a config
-    assert "Traceback" not in out.stderr
+    assert out.returncode == 2 and "--config" in out.stderr and "Traceback" not in out.stderr
+    for cmd in (["merge", "--help"], ["query", "--help"], ["score", "--help"], ["eval", "report", "--help"],
+                ["ui", "export", "--help"], ["seeds", "convert", "--help"]):
+        assert "--config" not in run(*cmd).stdout, cmd
+    for cmd in (["build", "--help"], ["extract", "--help"], ["stats", "--help"], ["tree", "--help"],
+                ["train", "--help"], ["eval", "run", "--help"], ["ui", "--help"], ["demo", "--help"]):
+        assert "--config" in run(*cmd).stdout, cmd

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import escpro.data
+from escpro.build.run import BuildOptions, run_build
 from escpro.config import load_config
-from escpro.mcts.runner import BuildOptions, run_build
 from escpro.paths import configs_dir
 from escpro.roles.backends.sim import SimEngine
 
@@ -36,7 +36,7 @@ def _spy_build(tmp_path, monkeypatch, **roles_extra):
     if roles_extra:
         cfg = cfg.model_copy(update={"roles": cfg.roles.model_copy(update=roles_extra)})
     cfg = cfg.model_copy(update={"build": cfg.build.model_copy(update={"reuse_answers": False})})
-    summary = run_build(BuildOptions(seeds=SEEDS, db=tmp_path / "t.duckdb", config=cfg, random_seed=0))
+    summary = run_build(BuildOptions(seeds=SEEDS, db=tmp_path / "t.duckdb", config=cfg, random_seed=0)).to_dict()
     assert summary["trees"]["failed"] == 0
     return seen
 

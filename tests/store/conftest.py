@@ -61,8 +61,8 @@ def build_helpers():
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):
     """A small real build file (the simulator, asked for by name in the config)."""
+    from escpro.build.run import BuildOptions, run_build
     from escpro.config import load_config
-    from escpro.mcts.runner import BuildOptions, run_build
 
     d = tmp_path_factory.mktemp("good")
     seeds = write_seeds(d / "seeds.jsonl", 2)

@@ -7,15 +7,15 @@ import json
 import duckdb
 import pytest
 
+from escpro.build.run import BuildOptions, run_build
 from escpro.config import load_config
 from escpro.errors import EscproError
-from escpro.mcts.runner import BuildOptions, run_build
 from escpro.store.merge import merge_files
 
 
 def build(seeds, db, cfg_path, **kw):
     opts = BuildOptions(seeds=seeds, db=db, config=load_config(cfg_path), **kw)
-    return run_build(opts)
+    return run_build(opts).to_dict()
 
 
 def q(db, sql, params=None):
@@ -147,7 +147,7 @@ def test_build_from_real_esconv_seeds(tmp_path, shared_data, repo_dir):
     cfg = load_config(repo_dir / "configs/build/tiny.yaml", {"build": {"taxonomy": "esconv8"}})
     db = tmp_path / "t.duckdb"
     s = run_build(BuildOptions(seeds=shared_data / "esconv_valid_sample.jsonl", db=db,
-                               config=cfg, limit=3, random_seed=0))
+                               config=cfg, limit=3, random_seed=0)).to_dict()
     assert s["trees"]["done"] == 3
     from escpro.seeds.load import load_seeds
 

@@ -8,8 +8,8 @@ import json
 import duckdb
 import pytest
 
+from escpro.build.run import BuildOptions, run_build
 from escpro.config import load_config
-from escpro.mcts.runner import BuildOptions, run_build
 
 
 def test_build_over_http_against_the_sim_server(tmp_path, build_helpers):
@@ -24,7 +24,7 @@ def test_build_over_http_against_the_sim_server(tmp_path, build_helpers):
                                   for r in ("seeker", "supporter", "strategy", "reward")}))
         db = tmp_path / "t.duckdb"
         s = run_build(BuildOptions(seeds=seeds, db=db, config=load_config(cfg), endpoints=ep,
-                                   random_seed=2))
+                                   random_seed=2)).to_dict()
         served = sum(srv.stats.requests.values())
     assert s["trees"]["done"] == 3 and s["sim_roles"] == []
     con = duckdb.connect(str(db), read_only=True)
@@ -56,7 +56,7 @@ def test_build_with_the_tiny_transformers_model(tmp_path, build_helpers):
     data["roles"]["max_retries"] = 1
     cfg_obj = load_config(None, data)
     db = tmp_path / "t.duckdb"
-    s = run_build(BuildOptions(seeds=seeds, db=db, config=cfg_obj, random_seed=0))
+    s = run_build(BuildOptions(seeds=seeds, db=db, config=cfg_obj, random_seed=0)).to_dict()
     assert s["trees"]["done"] == 2, s["failures"]
     con = duckdb.connect(str(db), read_only=True)
     backends = con.execute("SELECT DISTINCT backend FROM llm_calls").fetchall()

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from escpro.build.run import BuildOptions, run_build
 from escpro.cli import cli
 from escpro.commands.query import run_query
 from escpro.config import load_config
 from escpro.errors import EscproError
-from escpro.mcts.runner import BuildOptions, run_build
 
 sys.path.insert(0, str(Path(__file__).parent))
 from integrity_helpers import (  # noqa: E402
@@ -187,7 +187,7 @@ def test_failed_gold_initialisation_leaves_no_dangling_call_rows_and_retry_faile
     failing = build_helpers["write_config"](tmp_path / "f.yaml", failure_rate=1.0,
                                             max_consecutive_failures=2)
     db = tmp_path / "t.duckdb"
-    s = run_build(BuildOptions(seeds=seeds, db=db, config=load_config(failing), random_seed=1))
+    s = run_build(BuildOptions(seeds=seeds, db=db, config=load_config(failing), random_seed=1)).to_dict()
     assert s["trees"]["failed"] == 3
     assert q(db, "SELECT count(*) FROM nodes") == [(0,)]
     assert q(db, "SELECT count(*) FROM llm_calls")[0][0] > 0
@@ -195,12 +195,12 @@ def test_failed_gold_initialisation_leaves_no_dangling_call_rows_and_retry_faile
                  "(SELECT node_id FROM nodes)") == [(0,)]
     working = build_helpers["write_config"](tmp_path / "w.yaml", max_consecutive_failures=2)
     # a plain resume keeps failed trees as they are
-    s = run_build(BuildOptions(seeds=seeds, db=db, config=load_config(working), resume=True))
+    s = run_build(BuildOptions(seeds=seeds, db=db, config=load_config(working), resume=True)).to_dict()
     assert s["trees"]["skipped"] == 3 and s["retried_trees"] == []
     with pytest.raises(EscproError, match="only with --resume"):
         run_build(BuildOptions(seeds=seeds, db=db, config=load_config(working), retry_failed=True))
     s = run_build(BuildOptions(seeds=seeds, db=db, config=load_config(working), resume=True,
-                               retry_failed=True))
+                               retry_failed=True)).to_dict()
     assert s["trees"]["done"] == 3 and len(s["retried_trees"]) == 3
     assert q(db, "SELECT status, count(*) FROM trees GROUP BY status") == [("done", 3)]
     (retried,), = q(db, "SELECT retried_trees FROM runs WHERE retried_trees IS NOT NULL")

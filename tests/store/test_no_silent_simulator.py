@@ -19,11 +19,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from escpro.build.run import BuildOptions, run_build
 from escpro.cli import cli
 from escpro.commands.query import run_query
 from escpro.config import load_config
 from escpro.errors import EscproError
-from escpro.mcts.runner import BuildOptions, run_build
 from escpro.store.schema import DATA_RULES_VERSION
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -60,7 +60,7 @@ def test_sim_runs_only_when_named_and_every_run_records_its_roles(tmp_path, buil
     seeds = build_helpers["write_seeds"](tmp_path / "seeds.jsonl", 2)
     db = tmp_path / "t.duckdb"
     cfg = load_config(search_only_config(tmp_path / "c.yaml"))
-    s = run_build(BuildOptions(seeds=seeds, db=db, config=cfg, backend="sim", random_seed=1))
+    s = run_build(BuildOptions(seeds=seeds, db=db, config=cfg, backend="sim", random_seed=1)).to_dict()
     assert s["trees"]["done"] == 2 and s["sim_roles"] == list(ROLES)
     (roles, rules), = q(db, "SELECT roles, data_rules_version FROM runs")
     roles = json.loads(roles)

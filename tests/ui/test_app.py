@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from escpro.extract import db as dbio
+from escpro.extract.pipeline import load_trees
 from escpro.extract.render import Marks
 from escpro.extract.rules import extract_tree
 from escpro.extract.tree import history_before, node_turns
@@ -43,7 +43,7 @@ def client(opts):
 @pytest.fixture(scope="module")
 def trees(ui_data):
     con = duckdb.connect(str(ui_data.db), read_only=True)
-    got = {t.tree_id: t for t in dbio.load_trees(con)}
+    got = {t.tree_id: t for t in load_trees(con)}
     con.close()
     return got
 

@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from escpro.cli import cli
-from escpro.extract import db as dbio
+from escpro.extract.pipeline import load_tree
 from escpro.extract.tree import history_before, node_turns
+from escpro.store import reader as dbio
 from escpro.taxonomy import load_taxonomy
 from escpro.ui.app import create_app
 from escpro.ui.options import UiOptions
@@ -33,7 +34,7 @@ def test_tree_view_in_a_browser(browser, ui_data, tmp_path):
     rows = app.state.ui.trees.summaries()
     tid = max(rows, key=lambda r: r["valid_paths"])["tree_id"]
     with dbio.open_db(ui_data.db) as con:
-        tree = dbio.load_tree(con, tid)
+        tree = load_tree(con, tid)
     tax = load_taxonomy("cso8")
     with running(app) as url:
         page = browser.new_page()

@@ -1,8 +1,8 @@
 """`escpro build` as a library call: seeds -> trees in a DuckDB file (new, resumed, or a plan).
 
 The command (escpro/commands/build.py) only parses flags and prints; everything a user relies on
-(shards, resume checks, the run record, the summary) happens here so tests and scripts can call
-it directly.
+(shards, resume checks, the run record, the summary) happens here so tests, scripts and the demo
+call it directly: `run_build(BuildOptions) -> BuildResult`.
 """
 
 from __future__ import annotations
@@ -13,20 +13,21 @@ import logging
 import subprocess
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from escpro import __version__, aio
+from escpro.build.gctune import build_gc
+from escpro.build.resume import Existing, check_resume, read_existing
+from escpro.build.roles import choose_roles, latest_record
 from escpro.config import AppConfig
 from escpro.config_base import SEED_MAX
 from escpro.errors import ConfigError, EscproError
-from escpro.mcts.gctune import build_gc
-from escpro.mcts.resume import Existing, check_resume, read_existing
-from escpro.mcts.runroles import choose_roles, latest_record
 from escpro.mcts.scheduler import BuildStats, Scheduler, SeedJob, seed_record
 from escpro.paths import REPO_DIR
 from escpro.store import ids
 from escpro.store.lock import BuildLock
+from escpro.store.reader import build_counts
 from escpro.store.schema import DATA_RULES_VERSION, SCHEMA_VERSION
 from escpro.store.writer import BatchWriter, init_db, now_utc
 from escpro.taxonomy import load_taxonomy
@@ -51,6 +52,63 @@ class BuildOptions:
     command: str = ""
     allow_role_change: bool = False  # --resume with --endpoints elsewhere (recorded)
     retry_failed: bool = False  # --resume also re-runs the failed trees (recorded)
+
+
+@dataclass(frozen=True)
+class SeedCounts:
+    path: str
+    read: int
+    kept: int
+    dropped: dict[str, int]
+    selected: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class StoredCounts:
+    """What the file holds for the build's trees at the end (counted on the writer's connection)."""
+
+    tree_status: dict[str, int] = field(default_factory=dict)
+    nodes: int = 0
+    end_nodes: int = 0
+    llm_calls_in_db: int = 0
+    failed_calls_in_db: int = 0
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A build's outcome; `to_dict()` is the summary `escpro build --json` prints."""
+
+    run_id: str
+    db: str | None  # None for a plan (--dry-run)
+    dry_run: bool
+    random_seed: int | None
+    seeds: SeedCounts
+    roles: dict[str, dict]  # role -> {backend, model, ...} as the role set describes itself
+    retried_trees: list[str]
+    role_change: dict | None
+    sim_roles: list[str]
+    stats: BuildStats  # the search's counters (trees, iterations, calls, tokens, failures)
+    stored: StoredCounts
+
+    @property
+    def trees_done(self) -> int:
+        return self.stats.trees_done
+
+    @property
+    def trees_failed(self) -> int:
+        return self.stats.trees_failed
+
+    def to_dict(self) -> dict:
+        out = self.stats.as_dict()
+        out.update(asdict(self.stored))
+        out.update({
+            "run_id": self.run_id, "db": self.db, "seeds": asdict(self.seeds),
+            "dry_run": self.dry_run, "random_seed": self.random_seed, "roles": self.roles,
+            "retried_trees": self.retried_trees, "role_change": self.role_change,
+            "sim_roles": self.sim_roles,
+        })
+        return out
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -113,8 +171,8 @@ def _select(dialogues, shard, limit):
     return out
 
 
-def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
-    """Run (or resume, or plan) a build; returns the summary printed by the command.
+def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> BuildResult:
+    """Run (or resume, or plan) a build.
 
     A build holds an OS lock on the database file itself (store/lock.py: released even on
     kill -9, the same lock whatever link names the file), so two builds never write one file;
@@ -133,7 +191,7 @@ def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> dict:
         lock.release()  # also removes the file it created if the build stopped before writing
 
 
-def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
+def _run_build(opts: BuildOptions, progress: bool, roleset) -> BuildResult:
     from escpro.seeds.load import load_seeds
 
     cfg = opts.config
@@ -166,6 +224,34 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
         if random_seed is None:
             random_seed = first.get("random_seed")
     existing, nodes = old.trees, old.nodes
+    choice, roleset, role_backends = _roles(opts, cfg, old, db, tax, random_seed, roleset)
+    run_id = f"run-{now_utc():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    prompts = roleset.template_record() if hasattr(roleset, "template_record") else None
+    run_row = _run_row(opts, cfg, run_id=run_id, roles=role_backends, choice=choice, old=old,
+                       taxonomy=tax.name, seeds_sha256=seeds.sha256, random_seed=random_seed,
+                       prompts=prompts)
+    jobs = [
+        SeedJob(d, tid, existing.get(tid), nodes.get(tid, []),
+                json.dumps(seed_record(d), ensure_ascii=False))
+        for tid, d in zip(tids, chosen, strict=True)
+    ]
+    init_db(db, run_row, _pending_rows(jobs, existing, run_id), cfg.build.lock_timeout_s)
+    stats, stored = _grow(db, cfg, roleset, run_id, jobs, progress)
+    if tmpdir is not None:
+        tmpdir.cleanup()
+    return BuildResult(
+        run_id=run_id, db=None if opts.dry_run else str(db), dry_run=opts.dry_run,
+        random_seed=random_seed,
+        seeds=SeedCounts(path=str(opts.seeds), read=seeds.read, kept=len(seeds.dialogues),
+                         dropped=dict(seeds.dropped), selected=len(chosen), sha256=seeds.sha256),
+        roles=role_backends, retried_trees=old.retried, role_change=choice.change,
+        sim_roles=[r for r, b in role_backends.items() if b.get("backend") == "sim"],
+        stats=stats, stored=stored,
+    )
+
+
+def _roles(opts: BuildOptions, cfg: AppConfig, old: Existing, db: Path, tax, random_seed, roleset):
+    """(the role choice, the role set that plays it, each role's backend and model as recorded)."""
     choice = choose_roles(
         cfg.roles, backend="sim" if opts.dry_run else opts.backend,
         endpoints=None if opts.dry_run else opts.endpoints,
@@ -181,19 +267,23 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
     else:
         role_backends = {r: {"backend": b["backend"], "model": b["model"]}
                          for r, b in choice.record.items()}
-    run_id = f"run-{now_utc():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    prompts = roleset.template_record() if hasattr(roleset, "template_record") else None
-    run_row = {
+    return choice, roleset, role_backends
+
+
+def _run_row(opts: BuildOptions, cfg: AppConfig, *, run_id: str, roles: dict, choice, old: Existing,
+             taxonomy: str, seeds_sha256: str, random_seed: int | None, prompts) -> dict:
+    """The runs row: what this invocation was (a resume adds one)."""
+    return {
         "run_id": run_id,
         "schema_version": SCHEMA_VERSION,
         "data_rules_version": DATA_RULES_VERSION,
-        "config": {**cfg.model_dump(mode="json"), "resolved_roles": role_backends},
+        "config": {**cfg.model_dump(mode="json"), "resolved_roles": roles},
         "roles": choice.record,
         "role_change": choice.change,
         "retried_trees": old.retried or None,
         "code_version": code_version(),
-        "taxonomy": tax.name,
-        "seeds_sha256": seeds.sha256,
+        "taxonomy": taxonomy,
+        "seeds_sha256": seeds_sha256,
         "started_at": now_utc(),
         "seeds_path": str(opts.seeds),
         "prompts": prompts,
@@ -201,29 +291,34 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
         "random_seed": random_seed,
         "command": opts.command or None,
     }
-    jobs = [
-        SeedJob(d, tid, existing.get(tid), nodes.get(tid, []),
-                json.dumps(seed_record(d), ensure_ascii=False))
-        for tid, d in zip(tids, chosen, strict=True)
-    ]
-    pending_rows = [
+
+
+def _pending_rows(jobs: list[SeedJob], existing: dict, run_id: str) -> list[dict]:
+    """The trees a new run registers (status pending) before any search starts."""
+    return [
         {
             "tree_id": j.tree_id, "run_id": run_id, "seed_id": j.dialogue.seed_id,
             "seed_index": j.dialogue.index, "scene": j.dialogue.scene,
             "situation": j.dialogue.situation, "status": "pending", "iterations": 0,
-            "end_count": 0, "seed": j.seed_json,
+            "end_count": 0, "seed": j.seed_json, "error": None, "stop_reason": None,
+            "node_count": None, "consecutive_failures": None, "failed_iterations": None,
         }
         for j in jobs
         if j.tree_id not in existing
     ]
-    init_db(db, run_row, pending_rows, cfg.build.lock_timeout_s)
+
+
+def _grow(db: Path, cfg: AppConfig, roleset, run_id: str, jobs: list[SeedJob],
+          progress: bool) -> tuple[BuildStats, StoredCounts]:
+    """Run the scheduler over the jobs with one batch writer; what the file holds at the end is
+    counted on the writer's still-open connection."""
     from escpro.progress import BuildProgress
 
     bar = BuildProgress([(j.tree_id, int((j.tree_row or {}).get("iterations") or 0)) for j in jobs
                          if (j.tree_row or {}).get("status") not in ("done", "failed")],
                         cfg.build.max_iterations, enabled=progress)
-
-    counts: dict = {}  # what the file holds at the end (read on the writer's open connection)
+    tids = [j.tree_id for j in jobs]
+    counts: dict = {}
 
     async def main() -> BuildStats:
         _cancel_on_signals(asyncio.current_task())
@@ -236,7 +331,7 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
             return await sched.run(jobs)
         finally:
             try:
-                counts.update(await writer.close(then=lambda con: _db_summary(con, tids)) or {})
+                counts.update(await writer.close(then=lambda con: build_counts(con, tids)) or {})
             finally:
                 await roleset.aclose()
 
@@ -250,38 +345,4 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> dict:
         ) from None
     finally:
         bar.close()
-    summary = stats.as_dict()
-    summary.update(counts)
-    summary.update(
-        {
-            "run_id": run_id,
-            "db": None if opts.dry_run else str(db),
-            "seeds": {"path": str(opts.seeds), "read": seeds.read, "kept": len(seeds.dialogues),
-                      "dropped": dict(seeds.dropped), "selected": len(chosen),
-                      "sha256": seeds.sha256},
-            "dry_run": opts.dry_run,
-            "random_seed": random_seed,
-            "roles": role_backends,
-            "retried_trees": old.retried,
-            "role_change": choice.change,
-            "sim_roles": [r for r, b in role_backends.items() if b.get("backend") == "sim"],
-        }
-    )
-    if tmpdir is not None:
-        tmpdir.cleanup()
-    return summary
-
-
-def _db_summary(con, tids: list[str]) -> dict:
-    """What the file holds for these trees (counted on the writer's connection at the end)."""
-    status = dict(con.execute(
-        "SELECT status, count(*) FROM trees WHERE list_contains(?, tree_id) GROUP BY status",
-        [tids]).fetchall())
-    n_nodes, n_end = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE is_end) FROM nodes "
-        "WHERE list_contains(?, tree_id)", [tids]).fetchone()
-    calls = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE status <> 'ok') FROM llm_calls "
-        "WHERE list_contains(?, tree_id)", [tids]).fetchone()
-    return {"tree_status": status, "nodes": n_nodes, "end_nodes": n_end,
-            "llm_calls_in_db": calls[0], "failed_calls_in_db": calls[1]}
+    return stats, StoredCounts(**counts)

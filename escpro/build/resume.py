@@ -2,7 +2,7 @@
 
 A file is continued only when it is escpro's own (no foreign tables, a known schema), was built
 from the same seeds file with the same search settings, under the current data rules
-(DATA_RULES_VERSION), and -- checked by runroles.py -- with the same roles. `--retry-failed`
+(DATA_RULES_VERSION), and -- checked by build/roles.py -- with the same roles. `--retry-failed`
 also puts the failed trees back in the queue (they go on from their last commit).
 """
 
