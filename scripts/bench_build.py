@@ -6,8 +6,8 @@ loopback (`escpro serve --engine sim`, a separate process, so its CPU is not cou
 fixed per-call latency and a fixed number of slots (calls beyond it queue in the server):
 
   escpro    `escpro build` as a library call (escpro.build.run.run_build): every tree on one
-            event loop, all calls in flight together through the `openai` backend (its lean
-            HTTP/1.1 client), every node and call committed to a DuckDB file.
+            event loop, all calls in flight together through the `openai` backend (aiohttp),
+            every node and call committed to a DuckDB file.
   baseline  10 worker threads, one tree per worker at a time, one blocking call at a time per
             worker (each worker has its own event loop and an `openai` backend with concurrency
             1, so even the judgements escpro sends together go one by one): docs/paper.md

@@ -3,8 +3,8 @@
 Starts the sim server (`escpro serve --engine sim`) as a separate process with a fixed latency
 and slot count, then pushes N chat-completion calls at concurrency C through each client from
 this process and reports calls/s and this process's CPU time per call (the server's CPU is not
-counted). Clients: escpro's OpenAIModel over its lean HTTP/1.1 client (the default for http://)
-and over aiohttp (`http_client: aiohttp`), a bare aiohttp session, httpx.AsyncClient and
+counted). Clients: escpro's OpenAIModel (aiohttp underneath, with escpro's priority slots and
+retries), a bare aiohttp session, httpx.AsyncClient and
 the openai SDK's AsyncOpenAI (default httpx transport). httpx/openai are optional: pass
 --extra-path DIR if they live outside the venv (e.g. `pip install --target DIR httpx openai`).
 
@@ -31,11 +31,11 @@ BODY = {
 }
 
 
-async def run_escpro(url: str, n: int, c: int, http_client: str = "lean") -> int:
+async def run_escpro(url: str, n: int, c: int) -> int:
     from escpro.roles.backends.openai import OpenAIModel
     from escpro.roles.base import RoleRequest, Sampling
 
-    m = OpenAIModel(url, "sim", concurrency=c, timeout_s=30, retries=0, http_client=http_client)
+    m = OpenAIModel(url, "sim", concurrency=c, timeout_s=30, retries=0)
     reqs = [RoleRequest("supporter", tuple(BODY["messages"]) + ({"role": "user", "content": str(i)},),
                         sampling=Sampling(max_tokens=64)) for i in range(n)]
     res = await m.generate(reqs)
@@ -90,11 +90,7 @@ async def run_openai_sdk(url: str, n: int, c: int) -> int:
     return ok
 
 
-async def run_escpro_aiohttp(url: str, n: int, c: int) -> int:
-    return await run_escpro(url, n, c, "aiohttp")
-
-
-CLIENTS = {"escpro-lean": run_escpro, "escpro-aiohttp": run_escpro_aiohttp, "aiohttp": run_aiohttp, "httpx": run_httpx, "openai-sdk": run_openai_sdk}
+CLIENTS = {"escpro-aiohttp": run_escpro, "aiohttp": run_aiohttp, "httpx": run_httpx, "openai-sdk": run_openai_sdk}
 
 
 def main() -> None:

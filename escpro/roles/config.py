@@ -73,11 +73,6 @@ class RoleBinding(Section):
     http_retries: int = Field(3, ge=0, le=10, description="retries on 5xx/timeouts/connection errors")
     backoff_s: float = Field(0.5, ge=0, description="first retry delay, doubled each retry")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="merged into every request body")
-    http_client: Literal["auto", "lean", "aiohttp"] = Field(
-        "auto", description="HTTP transport: lean = escpro's keep-alive HTTP/1.1 client (plain http:// "
-        "only; ~3x less CPU per call), aiohttp = aiohttp (TLS too); auto = lean for http://, aiohttp "
-        "for https://",
-    )
     # --- in-process backends ----------------------------------------------------------------
     adapter: str | None = Field(None, description="PEFT LoRA adapter directory (transformers)")
     tokenizer: str | None = Field(

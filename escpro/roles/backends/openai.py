@@ -1,10 +1,10 @@
 """Backend `openai`: any OpenAI-compatible HTTP server (vLLM, llama.cpp server, TGI, a hosted API).
 
-Plain http:// endpoints go through escpro's lean keep-alive HTTP/1.1 client (backends/http1.py:
-~3x less CPU per call than aiohttp, docs/performance.md); https:// (TLS) and `http_client: aiohttp`
-use aiohttp directly: on this 2-core machine the openai SDK's default httpx transport costs
-~30x more client CPU per call under hundreds of calls in flight (docs/roles.md has the numbers and
-scripts/bench_http_client.py measures them). One pooled client per model instance; a semaphore
+Every call goes through aiohttp (plain http:// and https://): a well-kept client whose CPU per call
+keeps the build benchmark inside its targets (docs/performance.md; escpro's hand-written HTTP/1.1
+client was removed in issue 15), where the openai SDK's default httpx transport costs ~30x more
+client CPU per call under hundreds of calls in flight (docs/roles.md has the numbers and
+scripts/bench_role_clients.py measures them). One pooled session per model instance; a semaphore
 per endpoint caps requests in flight; each attempt has a timeout; 5xx/429, timeouts, connection
 errors and malformed or truncated response bodies are retried a bounded number of times with
 exponential backoff with jitter, honouring a server's Retry-After (backends/retry.py); any other
@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 
 from escpro.errors import ConfigError
-from escpro.roles.backends import http1, retry
+from escpro.roles.backends import retry
 from escpro.roles.backends.common import failed, finish
 from escpro.roles.base import RoleRequest, RoleResult
 from escpro.roles.config import RoleBinding
@@ -195,7 +195,6 @@ class OpenAIModel:
         retries: int = 3,
         backoff_s: float = 0.5,
         extra_body: dict[str, Any] | None = None,
-        http_client: str = "auto",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -212,16 +211,7 @@ class OpenAIModel:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        plain = self.url.startswith("http://")
-        if http_client == "lean" and not plain:
-            raise ConfigError(f"roles: http_client lean speaks plain http:// only, not {self.url}")
-        if http_client not in ("auto", "lean", "aiohttp"):
-            raise ConfigError(f"roles: unknown http_client {http_client!r} (auto, lean, aiohttp)")
-        self.lean = http_client == "lean" or (http_client == "auto" and plain)
-        self._pool: http1.Http1Pool | None = None
-        self._pool_loop: asyncio.AbstractEventLoop | None = None
-        self._role_heads: dict[str, bytes] = {}
-        self._head = b""
+        self._role_headers: dict[str, dict[str, str]] = {}
         self._jitter = random.Random()  # backoff timing only: answers do not depend on it
 
     @classmethod
@@ -246,7 +236,6 @@ class OpenAIModel:
             retries=b.http_retries,
             backoff_s=b.backoff_s,
             extra_body=b.extra_body,
-            http_client=b.http_client,
         )
 
     def _slots(self, loop: asyncio.AbstractEventLoop) -> _Slots:
@@ -255,16 +244,6 @@ class OpenAIModel:
         if sem is None:
             sem = per_loop[self.base_url] = _Slots(self.concurrency)
         return sem
-
-    def _ensure_pool(self) -> tuple[http1.Http1Pool, _Slots]:
-        loop = asyncio.get_running_loop()
-        if self._pool is None or self._pool_loop is not loop:
-            if self._pool is not None:
-                self._pool.close()
-            self._pool = http1.Http1Pool(self.url, max_idle=self.concurrency)
-            self._pool_loop = loop
-            self._head = self._pool.request_head(self.headers)
-        return self._pool, self._slots(loop)
 
     def _ensure(self) -> tuple[aiohttp.ClientSession, _Slots]:
         loop = asyncio.get_running_loop()
@@ -287,7 +266,9 @@ class OpenAIModel:
         return self.timeout_s * (1 + self.retries) + backoff + 1.0
 
     async def _post(self, session: aiohttp.ClientSession, data: bytes, role: str) -> bytes:
-        headers = {**self.headers, ROLE_HEADER: role}
+        headers = self._role_headers.get(role)
+        if headers is None:  # one dict per role, built once: no per-call header merging
+            headers = self._role_headers[role] = {**self.headers, ROLE_HEADER: role}
         try:
             async with session.post(self.url, data=data, headers=headers) as resp:
                 raw = await resp.read()
@@ -300,28 +281,8 @@ class OpenAIModel:
         except aiohttp.ClientError as exc:
             raise _Retryable("error", f"{type(exc).__name__}: {exc}") from None
 
-    async def _post_lean(self, pool: http1.Http1Pool, data: bytes, role: str) -> bytes:
-        extra = self._role_heads.get(role)
-        if extra is None:
-            extra = self._role_heads[role] = f"{ROLE_HEADER}: {role}\r\n".encode("latin-1")
-        try:
-            status, raw, retry_after = await pool.request(self._head, extra, data, self.timeout_s)
-        except TimeoutError:
-            raise _Retryable("timeout", f"no response within {self.timeout_s:g} s") from None
-        except http1.TruncatedBody as exc:
-            raise _Retryable("error", f"truncated response body: {exc}") from None
-        except (http1.HttpError, OSError) as exc:
-            raise _Retryable("error", f"{type(exc).__name__}: {exc}") from None
-        _check_status(status, raw, retry_after)
-        return raw
-
     async def _one(self, req: RoleRequest) -> RoleResult:
-        if self.lean:
-            client, sem = self._ensure_pool()
-            post = self._post_lean
-        else:
-            client, sem = self._ensure()
-            post = self._post
+        session, sem = self._ensure()
         prio = _priority(req)
         data = encode_body(req, self.model, api=self.api, structured=self.structured, extra=self.extra_body)
         t0 = time.perf_counter()
@@ -333,7 +294,7 @@ class OpenAIModel:
             try:
                 await sem.acquire(prio)
                 try:
-                    raw = await post(client, data, req.role)
+                    raw = await self._post(session, data, req.role)
                 finally:
                     sem.release()
                 text, truncated, ptok, ctok = parse_response(raw, self.api)
@@ -357,9 +318,6 @@ class OpenAIModel:
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
