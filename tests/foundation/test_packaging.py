@@ -60,7 +60,13 @@ def test_requires_python_matches_the_code():
         for node in ast.walk(ast.parse(src.read_text())):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
                 used.add(f"{node.value.id}.{node.attr}")
-    assert used & {"asyncio.timeout_at", "asyncio.timeout", "asyncio.TaskGroup"}, "3.11 APIs no longer used?"
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                used.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                used.update(a.name for a in node.names)
+    py311 = {"asyncio.timeout_at", "asyncio.timeout", "asyncio.TaskGroup", "datetime.UTC", "tomllib",
+             "typing.Self"}
+    assert used & py311, "3.11 APIs no longer used?"
 
 
 def test_docs_the_code_cites_are_in_the_repository():
