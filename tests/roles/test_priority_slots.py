@@ -47,11 +47,13 @@ def test_a_cancelled_waiter_passes_its_slot_on():
         await asyncio.sleep(0)
         waiter.cancel()
         slots.release()  # would go to `waiter`, which is cancelled: `other` gets it
-        await asyncio.wait_for(other, 1)
+        await asyncio.wait_for(other, 1)  # raises TimeoutError if the slot was lost with `waiter`
+        assert waiter.cancelled() and other.done() and not other.cancelled()
         slots.release()
         await asyncio.wait_for(slots.acquire(0), 1)  # and the slot is free again afterwards
+        return True
 
-    asyncio.run(main())
+    assert asyncio.run(main())
 
 
 def test_priority_is_the_requests_typed_field_never_its_meta():
