@@ -54,10 +54,6 @@ class _ErrorsOnly(logging.Filter):
 _ERRORS_ONLY = _ErrorsOnly()
 
 
-def is_quiet() -> bool:
-    return _state["quiet"]
-
-
 def configure(log_level: str = "warning") -> None:
     """Third-party output on at debug, off otherwise; call before the libraries are imported."""
     quiet = str(log_level).lower() != "debug"

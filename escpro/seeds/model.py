@@ -25,10 +25,6 @@ class Dialogue:
     meta: dict = field(default_factory=dict, compare=False)
 
     @property
-    def supporter_turns(self) -> list[Utterance]:
-        return [t for t in self.turns if t.speaker == "supporter"]
-
-    @property
     def gold_supporter_indices(self) -> list[int]:
         """Indices in `turns` of supporter turns that are gold (strategy-labelled, not context)."""
         return gold_indices(self.turns)
