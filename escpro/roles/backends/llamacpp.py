@@ -49,8 +49,7 @@ def usable_cores() -> int:
 def llama_kwargs(b: RoleBinding) -> dict[str, Any]:
     """`llama_cpp.Llama` arguments for a binding. llama-cpp-python decodes on half the cores
     unless told (it assumes hyper-threads); the calls run one at a time while the event loop
-    idles, so escpro gives it every usable core: on this project's 2-core VMs Gemma 3 270M
-    decodes 1.8x faster (21.5 -> 38.4 tokens/s). `engine_args` win."""
+    idles, so escpro gives it every usable core (measured in docs/demo.md). `engine_args` win."""
     kw: dict[str, Any] = {"n_ctx": b.n_ctx, "n_threads": usable_cores(), "verbose": False, **b.engine_args}
     if b.adapter:
         kw["lora_path"] = b.adapter

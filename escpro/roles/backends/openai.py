@@ -44,8 +44,8 @@ class _Slots:
 
     Waiters queue by their request's priority (the build: minus the tree's remaining work, else
     its iteration): when more calls wait than the endpoint takes, the trees with the most work
-    left go first, so the slowest tree (the one that decides when the build ends) waits least. scripts/bench_build.py measured
-    ~4% shorter builds than with a FIFO semaphore (docs/performance.md)."""
+    left go first, so the slowest tree (the one that decides when the build ends) waits least
+    (the measured effect is in docs/performance.md)."""
 
     def __init__(self, n: int) -> None:
         self._free = n
