@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from escpro.errors import EscproError
+
+T = TypeVar("T")
 
 
 class DemoStepError(EscproError):
@@ -36,20 +38,22 @@ class StepRecord:
 
 
 class Steps:
-    """Prints `[i/n] title`, runs the step, prints its time; records everything for summary.json."""
+    """Prints `[i/n] title`, runs the step, prints its time; records everything for summary.json.
+
+    `run` returns what the step returns, so that steps hand their results on as typed values."""
 
     def __init__(self, names: list[str], echo: Callable[[str], None]) -> None:
         self.names = names
         self.echo = echo
         self.records: list[StepRecord] = []
 
-    def run(self, name: str, title: str, fn: Callable[[StepRecord], None]) -> StepRecord:
+    def run(self, name: str, title: str, fn: Callable[[StepRecord], T]) -> T:
         i = self.names.index(name) + 1
         rec = StepRecord(name, title)
         self.echo(click.style(f"[{i}/{len(self.names)}] {title}", bold=True))
         t0 = time.perf_counter()
         try:
-            fn(rec)
+            result = fn(rec)
         except DemoStepError:
             raise
         except EscproError as exc:
@@ -60,7 +64,7 @@ class Steps:
         for label, path in rec.outputs.items():
             self.echo(f"      {label:<18} {path}")
         self.echo(click.style(f"      done in {rec.seconds:.1f} s", fg="green"))
-        return rec
+        return result
 
 
 def shell_join(args: list[str | Path]) -> str:
