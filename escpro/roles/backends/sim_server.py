@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import web
 
-from escpro.roles.backends.sim import SimEngine
+from escpro.roles.backends.sim import SimAnswer, SimEngine
 from escpro.roles.config import SimSettings
 
 ROLE_HEADER = "X-Escpro-Role"
@@ -90,114 +90,55 @@ def make_app(
     model_name: str = "sim",
     api_key: str | None = None,
 ) -> web.Application:
-    engine = SimEngine(settings, end_marker=end_marker)
-    faults = faults or FaultSettings()
-    rng = random.Random(faults.seed)
-    stats = ServerStats()
-    slots = asyncio.Semaphore(engine.settings.capacity)
+    """The server's routes over one `SimServer` (its counters under `app[STATS_KEY]`)."""
+    server = SimServer(SimEngine(settings, end_marker=end_marker), faults or FaultSettings(),
+                       model_name=model_name, api_key=api_key)
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[STATS_KEY] = server.stats
+    app.router.add_post("/v1/chat/completions", server.chat)
+    app.router.add_post("/v1/completions", server.completions)
+    app.router.add_get("/v1/models", server.models)
+    app.router.add_get("/health", server.health)
+    app.router.add_get("/stats", server.stats_view)
+    return app
 
-    async def completion(request: web.Request, api: str) -> web.StreamResponse:
-        stats.in_flight += 1
-        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
-        try:
-            return await _completion(request, api)
-        finally:
-            stats.in_flight -= 1
 
-    async def _completion(request: web.Request, api: str) -> web.StreamResponse:
-        if api_key and request.headers.get("Authorization") != f"Bearer {api_key}":
-            return web.json_response({"error": {"message": "invalid api key"}}, status=401)
-        try:
-            body = orjson.loads(await request.read())
-            if not isinstance(body, dict):
-                raise ValueError("body is not an object")
-        except ValueError as exc:
-            return web.json_response({"error": {"message": f"bad JSON body: {exc}"}}, status=400)
-        role = request.headers.get(ROLE_HEADER, "supporter")
-        stats.requests[role] += 1
-        if any(k.startswith("guided_") for k in body):
-            stats.guided_keys_seen += 1
-        schema = _schema_of(body)
-        stats.schema_requests += schema is not None
-        fault = faults.draw(rng.random())
-        if fault:
-            stats.faults[fault] += 1
-        if fault == "hang":
-            await asyncio.sleep(faults.hang_s)
-        if fault == "error":
-            return web.json_response({"error": {"message": "sim: injected server error"}}, status=500)
-        if fault == "unavailable":
-            return web.json_response({"error": {"message": "sim: injected overload"}}, status=503,
-                                     headers={"Retry-After": f"{faults.retry_after_s:g}"})
-        if fault == "malformed":
-            return web.Response(text="<html>upstream hiccup</html>", content_type="application/json")
-        if api == "chat":
-            messages = body.get("messages") or []
-            prompt = None
-        else:
-            messages = []
-            prompt = str(body.get("prompt", ""))
-        ans = engine.answer(
-            role,
-            messages,
-            schema,
-            seed=body.get("seed"),
-            temperature=float(body.get("temperature", 0.0) or 0.0),
-            prompt=prompt,
-        )
-        if ans.delay_s > 0:
-            async with slots:
-                await asyncio.sleep(ans.delay_s)
-        if ans.status != "ok":
-            return web.json_response({"error": {"message": ans.error}}, status=503)
-        text = ans.text
-        if fault == "answer_truncated" and schema is not None:
-            text = text[: max(1, len(text) // 2)]
-        finish = "stop"
-        max_tokens = body.get("max_tokens")
-        if isinstance(max_tokens, int) and ans.completion_tokens > max_tokens:
-            text, finish = text[: max_tokens * 4], "length"
-        choice = {"index": 0, "finish_reason": finish}
-        if api == "chat":
-            choice["message"] = {"role": "assistant", "content": text}
-        else:
-            choice["text"] = text
-        payload = {
-            "id": f"sim-{stats.requests.total()}",
-            "object": "chat.completion" if api == "chat" else "text_completion",
-            "created": int(time.time()),
-            "model": body.get("model", model_name),
-            "choices": [choice],
-            "usage": {
-                "prompt_tokens": ans.prompt_tokens,
-                "completion_tokens": ans.completion_tokens,
-                "total_tokens": ans.prompt_tokens + ans.completion_tokens,
-            },
-        }
-        data = orjson.dumps(payload)
-        if fault == "truncated":
-            resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-            resp.content_length = len(data)
-            await resp.prepare(request)
-            await resp.write(data[: len(data) // 2])
-            if request.transport is not None:
-                request.transport.close()  # the client sees the body end short of Content-Length
-            return resp
-        return web.Response(body=data, content_type="application/json")
+def _error(message: str | None, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message}}, status=status, headers=headers)
 
-    async def chat(request: web.Request) -> web.StreamResponse:
-        return await completion(request, "chat")
 
-    async def completions(request: web.Request) -> web.StreamResponse:
-        return await completion(request, "completions")
+class SimServer:
+    """The route handlers and the state they share: engine, fault generator, counters, slots.
 
-    async def models(_: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": model_name, "object": "model"}]})
+    A completion runs as: check the key and parse the body, count the request, draw its fault,
+    answer early if the fault replaces the answer, ask the engine, shape the answer (cut short by
+    the fault or by `max_tokens`), send it (cut off mid-body for `truncated`). Nothing here
+    validates beyond what a client error needs: the benchmarks measure the build through it."""
 
-    async def health(_: web.Request) -> web.Response:
+    def __init__(self, engine: SimEngine, faults: FaultSettings, *, model_name: str,
+                 api_key: str | None) -> None:
+        self.engine = engine
+        self.faults = faults
+        self.model_name = model_name
+        self.api_key = api_key
+        self.rng = random.Random(faults.seed)
+        self.stats = ServerStats()
+        self.slots = asyncio.Semaphore(engine.settings.capacity)
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self.completion(request, "chat")
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self.completion(request, "completions")
+
+    async def models(self, _: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": self.model_name, "object": "model"}]})
+
+    async def health(self, _: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    async def stats_view(_: web.Request) -> web.Response:
+    async def stats_view(self, _: web.Request) -> web.Response:
+        stats = self.stats
         return web.json_response(
             {
                 "requests": dict(stats.requests),
@@ -208,14 +149,133 @@ def make_app(
             }
         )
 
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[STATS_KEY] = stats
-    app.router.add_post("/v1/chat/completions", chat)
-    app.router.add_post("/v1/completions", completions)
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/health", health)
-    app.router.add_get("/stats", stats_view)
-    return app
+    async def completion(self, request: web.Request, api: str) -> web.StreamResponse:
+        stats = self.stats
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            return await self._completion(request, api)
+        finally:
+            stats.in_flight -= 1
+
+    async def _completion(self, request: web.Request, api: str) -> web.StreamResponse:
+        body = await self._read(request)
+        if isinstance(body, web.Response):
+            return body
+        role = request.headers.get(ROLE_HEADER, "supporter")
+        schema = self._count(role, body)
+        fault = self.faults.draw(self.rng.random())
+        if fault:
+            self.stats.faults[fault] += 1
+            early = await self._fault_response(fault)
+            if early is not None:
+                return early
+        ans = await self._answer(role, body, schema, api)
+        if ans.status != "ok":
+            return _error(ans.error, 503)
+        text, finish = _shape(ans.text, ans.completion_tokens, body.get("max_tokens"),
+                              cut=fault == "answer_truncated" and schema is not None)
+        data = orjson.dumps(self._payload(api, body, ans, text, finish))
+        if fault == "truncated":
+            return await _send_truncated(request, data)
+        return web.Response(body=data, content_type="application/json")
+
+    async def _read(self, request: web.Request) -> dict | web.Response:
+        """The request's JSON object, or the 401/400 answer that refuses it."""
+        if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error("invalid api key", 401)
+        try:
+            body = orjson.loads(await request.read())
+            if not isinstance(body, dict):
+                raise ValueError("body is not an object")
+        except ValueError as exc:
+            return _error(f"bad JSON body: {exc}", 400)
+        return body
+
+    def _count(self, role: str, body: dict) -> dict | None:
+        """Count the request (by role, guided_* keys, schema); returns its schema."""
+        stats = self.stats
+        stats.requests[role] += 1
+        if any(k.startswith("guided_") for k in body):
+            stats.guided_keys_seen += 1
+        schema = _schema_of(body)
+        stats.schema_requests += schema is not None
+        return schema
+
+    async def _fault_response(self, fault: str) -> web.Response | None:
+        """The answer a fault puts in place of the completion; None when the completion still
+        follows (a hang answers after `hang_s`; the truncations shape the completion itself)."""
+        if fault == "hang":
+            await asyncio.sleep(self.faults.hang_s)
+        if fault == "error":
+            return _error("sim: injected server error", 500)
+        if fault == "unavailable":
+            return _error("sim: injected overload", 503, {"Retry-After": f"{self.faults.retry_after_s:g}"})
+        if fault == "malformed":
+            return web.Response(text="<html>upstream hiccup</html>", content_type="application/json")
+        return None
+
+    async def _answer(self, role: str, body: dict, schema: dict | None, api: str) -> SimAnswer:
+        """The engine's answer, after its simulated latency (within `capacity` concurrent slots)."""
+        if api == "chat":
+            messages = body.get("messages") or []
+            prompt = None
+        else:
+            messages = []
+            prompt = str(body.get("prompt", ""))
+        ans = self.engine.answer(
+            role,
+            messages,
+            schema,
+            seed=body.get("seed"),
+            temperature=float(body.get("temperature", 0.0) or 0.0),
+            prompt=prompt,
+        )
+        if ans.delay_s > 0:
+            async with self.slots:
+                await asyncio.sleep(ans.delay_s)
+        return ans
+
+    def _payload(self, api: str, body: dict, ans: SimAnswer, text: str, finish: str) -> dict:
+        """The OpenAI completion object (chat or text) around `text`."""
+        choice: dict = {"index": 0, "finish_reason": finish}
+        if api == "chat":
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        return {
+            "id": f"sim-{self.stats.requests.total()}",
+            "object": "chat.completion" if api == "chat" else "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.model_name),
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": ans.prompt_tokens,
+                "completion_tokens": ans.completion_tokens,
+                "total_tokens": ans.prompt_tokens + ans.completion_tokens,
+            },
+        }
+
+
+def _shape(text: str, completion_tokens: int, max_tokens: object, *, cut: bool) -> tuple[str, str]:
+    """(text, finish_reason): halved by an `answer_truncated` fault, cut at `max_tokens` (at ~4
+    characters a token) with finish "length" when the answer is longer."""
+    if cut:
+        text = text[: max(1, len(text) // 2)]
+    if isinstance(max_tokens, int) and completion_tokens > max_tokens:
+        return text[: max_tokens * 4], "length"
+    return text, "stop"
+
+
+async def _send_truncated(request: web.Request, data: bytes) -> web.StreamResponse:
+    """Half the body, then close: the client sees the body end short of Content-Length."""
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    resp.content_length = len(data)
+    await resp.prepare(request)
+    await resp.write(data[: len(data) // 2])
+    if request.transport is not None:
+        request.transport.close()
+    return resp
 
 
 async def start_server(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:
