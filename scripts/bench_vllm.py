@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from escpro.config import load_config  # noqa: E402
 from escpro.data import DEMO_SEEDS  # noqa: E402
+from escpro.demo.served import SERVED_NAME  # noqa: E402
 from escpro.roles.backends.openai import build_body  # noqa: E402
 from escpro.roles.base import RoleRequest, RoleResult  # noqa: E402
 
@@ -60,15 +61,20 @@ def metrics(root: str) -> dict[str, float]:
     return out
 
 
-def cache_info(metrics_text: str) -> dict[str, int | None]:
-    """The server's KV cache size (vllm:cache_config_info labels), to tell whether a workload fits."""
+def cache_info(metrics_text: str, server_log: str = "") -> dict[str, int | None]:
+    """The server's KV cache size, to tell whether a workload fits: blocks from the metrics
+    (vllm:cache_config_info), tokens from the server's log ("KV cache size: N tokens"; a hybrid
+    model like Gemma 3 spends one block per attention group, so tokens != blocks x block size)."""
+    out: dict[str, int | None] = {"kv_blocks": None, "block_size": None, "kv_tokens": None}
     for line in metrics_text.splitlines():
         if line.startswith("vllm:cache_config_info{"):
             get = dict(re.findall(r'(\w+)="([^"]*)"', line))
-            blocks, size = get.get("num_gpu_blocks"), get.get("block_size")
-            if blocks and size and blocks.isdigit() and size.isdigit():
-                return {"kv_blocks": int(blocks), "block_size": int(size), "kv_tokens": int(blocks) * int(size)}
-    return {"kv_blocks": None, "block_size": None, "kv_tokens": None}
+            for key, label in (("kv_blocks", "num_gpu_blocks"), ("block_size", "block_size")):
+                out[key] = int(get[label]) if get.get(label, "").isdigit() else None
+    sizes = re.findall(r"KV cache size: ([\d,]+) tokens", server_log)
+    if sizes:
+        out["kv_tokens"] = int(sizes[-1].replace(",", ""))
+    return out
 
 
 def delta(a: dict[str, float], b: dict[str, float], wall: float) -> dict[str, float]:
@@ -197,7 +203,7 @@ async def validity(cfg, endpoints: Path, n: int) -> dict:
     return {"strategy": rate(strat), "reward": rate(judge)}
 
 
-def kv_overrides(kv_cache_gb: float | None, kv_blocks: int | None) -> dict:
+def kv_overrides(kv_cache_gb: int | None, kv_blocks: int | None) -> dict:
     """Served-model keys for a smaller KV cache: VLLM_CPU_KVCACHE_SPACE, and/or a fixed number of
     KV blocks (vLLM's --num-gpu-blocks-override, which the CPU build honours too) for a cache
     smaller than the 1 GB granularity of the variable allows."""
@@ -234,7 +240,7 @@ def main() -> int:
     ap.add_argument("--validity", type=int, default=0, help="only measure the schema-valid rate over N contexts")
     ap.add_argument("--no-whitespace-flag", action="store_true",
                     help="start the server with vLLM's default JSON grammar (for --validity)")
-    ap.add_argument("--kv-cache-gb", type=float, help="started server: VLLM_CPU_KVCACHE_SPACE (serving file: 2)")
+    ap.add_argument("--kv-cache-gb", type=int, help="started server: VLLM_CPU_KVCACHE_SPACE (serving file: 2)")
     ap.add_argument("--kv-blocks", type=int,
                     help="started server: exactly N KV-cache blocks (--num-gpu-blocks-override), for cache pressure")
     ap.add_argument("--json", action="store_true")
@@ -265,7 +271,9 @@ def main() -> int:
 def run_bench(cfg, eps: Path, root: str, base: str, model: str, api: str, args, work: Path) -> dict:
     url = f"{base}/{'chat/completions' if api == 'chat' else 'completions'}"
     reset_prefix_cache(root)
-    cache = cache_info(urllib.request.urlopen(f"{root}/metrics", timeout=30).read().decode())
+    log = work / "serve-logs" / f"{SERVED_NAME}.log"  # only when the bench started the server
+    cache = cache_info(urllib.request.urlopen(f"{root}/metrics", timeout=30).read().decode(),
+                       log.read_text(errors="replace") if log.exists() else "")
     m0 = metrics(root)
     sent, wall, failed = record_build(cfg, eps, args.seeds, work / "bench.duckdb")
     build = delta(m0, metrics(root), wall) | {"failed_calls": failed, "calls_sent": len(sent)}

@@ -40,7 +40,7 @@ def test_kv_blocks_keeps_the_serving_files_arguments() -> None:
 
 
 def test_kv_cache_gb_sets_the_cpu_cache_variable() -> None:
-    cfg, m = _served(bv.kv_overrides(1.0, None))
+    cfg, m = _served(bv.kv_overrides(1, None))
     assert server_env(cfg, m)["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert "--num-gpu-blocks-override" not in server_command(cfg, m)
     assert bv.kv_overrides(None, None) == {}
@@ -51,5 +51,8 @@ def test_cache_info_reads_the_servers_cache_size() -> None:
             'vllm:cache_config_info{block_size="128",cache_dtype="auto",mamba_block_size="None",'
             'num_gpu_blocks="40",prefix_caching_hash_algo="sha256"} 1.0\n'
             'vllm:prompt_tokens_total{engine="0",model_name="gemma3-270m"} 12.0\n')
-    assert bv.cache_info(text) == {"kv_blocks": 40, "block_size": 128, "kv_tokens": 5120}
-    assert bv.cache_info("vllm:prompt_tokens_total 1.0\n")["kv_tokens"] is None
+    log = "(EngineCore pid=1) INFO [kv_cache_utils.py:2327] CPU KV cache size: 110,733 tokens, Maximum ...\n"
+    assert bv.cache_info(text, log) == {"kv_blocks": 40, "block_size": 128, "kv_tokens": 110733}
+    assert bv.cache_info(text) == {"kv_blocks": 40, "block_size": 128, "kv_tokens": None}
+    assert bv.cache_info("vllm:prompt_tokens_total 1.0\n") == {"kv_blocks": None, "block_size": None,
+                                                               "kv_tokens": None}
