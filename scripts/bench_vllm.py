@@ -17,6 +17,7 @@ One run, three parts:
   .venv/bin/python scripts/bench_vllm.py --json                   # starts serving/cpu.yaml itself
   .venv/bin/python scripts/bench_vllm.py --endpoints E.json --json  # a server already running
   .venv/bin/python scripts/bench_vllm.py --validity 24 --json      # only: schema-valid rate of Strategy/Reward
+  .venv/bin/python scripts/bench_vllm.py --kv-blocks 192 --json    # a 3.9k-token KV cache: ordering under pressure
 """
 
 from __future__ import annotations
