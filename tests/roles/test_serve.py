@@ -95,6 +95,8 @@ def test_lora_and_python_launcher(tmp_path):
         ("models:\n  - {name: a, model: m, roles: [seeker], port: 1}\n  - {name: b, model: m, roles: [seeker], port: 2}\n",
          "served by both"),
         ("models:\n  - {name: a, model: m, roles: [seeker], port: 1, tp: 2}\n", "unknown key"),
+        # vLLM's CPU build reads VLLM_CPU_KVCACHE_SPACE as an integer: 0.5 would crash it at start
+        ("models:\n  - {name: a, model: m, roles: [seeker], port: 1, cpu_kv_cache_gb: 0.5}\n", "cpu_kv_cache_gb"),
     ],
 )
 def test_bad_serving_config_is_one_line_error(tmp_path, body, match):
