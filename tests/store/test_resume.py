@@ -71,13 +71,17 @@ def test_kill9_then_resume_gives_identical_nodes(tmp_path, build_helpers):
             seen.append(rows[0])
             if rows[0][0] >= 20 and len(seen) >= 2:
                 break
-        assert proc.poll() is None, "the build finished before it could be killed"
-        # a second build on the same file is refused while the first runs
+        # Freeze the build where it is: a second CLI process takes seconds to start on a busy
+        # machine, longer than the rest of this build, so the build must not run on meanwhile.
+        # A stopped process keeps its flock, so it still owns the file.
+        os.kill(proc.pid, signal.SIGSTOP)
+        assert proc.poll() is None, "the build finished before it could be stopped"
+        # a second build on the same file is refused while the first holds it
         second = run_cli(["build", "--seeds", seeds, "--db", db, "--config", cfg, "--resume",
                           "--no-progress"])
         assert second.returncode != 0 and "another escpro build" in second.stderr
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        os.kill(proc.pid, signal.SIGKILL)  # kill -9 at whatever point it was stopped
+        assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
