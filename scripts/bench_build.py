@@ -198,64 +198,76 @@ def run_escpro(seeds: Path, db: Path, server: SimServer, args) -> ArmResult:
                      summary["nodes"], server.cpu_s() - scpu0)
 
 
+class _Baseline:
+    """The baseline's shared state: a queue of trees that BASELINE_WORKERS threads drain, one
+    tree at a time each, on their own event loops."""
+
+    def __init__(self, seeds: Path, server: SimServer, args) -> None:
+        from escpro.mcts.scheduler import BuildStats, SeedJob
+        from escpro.seeds.load import load_seeds
+        from escpro.store import ids
+        from escpro.taxonomy import load_taxonomy
+
+        self.args = args
+        self.cfg = make_config(server.base_url, iterations=args.iterations, reuse=args.reuse,
+                               concurrency=1, trees=1)
+        loaded = load_seeds(seeds, load_taxonomy(self.cfg.build.taxonomy))
+        self.jobs: queue.Queue = queue.Queue()
+        for d in loaded.dialogues:
+            self.jobs.put(SeedJob(d, ids.tree_id(loaded.sha256, d.index)))
+        self.total = self.jobs.qsize()
+        self.chains = Chains()
+        self.stats: list[BuildStats] = []
+        self.errors: list[BaseException] = []
+        self.finished = 0
+        self.lock = threading.Lock()
+
+    def worker(self) -> None:
+        try:
+            asyncio.run(self._trees())
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the main thread)
+            self.errors.append(exc)
+
+    async def _trees(self) -> None:
+        from escpro.mcts.scheduler import Scheduler
+
+        rs = counted_roleset(self.cfg, self.chains, self.args.random_seed)
+        kept: list = []
+
+        async def commit(delta) -> None:
+            kept.append(delta)  # in memory: the authors' code writes no database
+
+        sched = Scheduler(rs, self.cfg.build, commit, "baseline")
+        self.stats.append(sched.stats)
+        try:
+            while True:
+                try:
+                    job = self.jobs.get_nowait()
+                except queue.Empty:
+                    return
+                st = await sched.run_tree(job)
+                if st.status == "done":
+                    sched.stats.trees_done += 1
+                elif st.status == "failed":
+                    sched.stats.trees_failed += 1
+                self._tick()
+        finally:
+            await rs.aclose()
+
+    def _tick(self) -> None:
+        with self.lock:
+            self.finished += 1
+            if not self.args.json:
+                print(f"\r  baseline: {self.finished}/{self.total} trees", end="", file=sys.stderr, flush=True)
+
+
 def run_baseline(seeds: Path, server: SimServer, args) -> ArmResult:
     """10 worker threads; each runs one tree at a time on its own event loop, one call at a
     time (its openai backend has concurrency 1)."""
-    from escpro.mcts.scheduler import BuildStats, Scheduler, SeedJob
-    from escpro.seeds.load import load_seeds
-    from escpro.store import ids
-    from escpro.taxonomy import load_taxonomy
-
-    cfg = make_config(server.base_url, iterations=args.iterations, reuse=args.reuse,
-                      concurrency=1, trees=1)
-    loaded = load_seeds(seeds, load_taxonomy(cfg.build.taxonomy))
-    jobs: queue.Queue = queue.Queue()
-    for d in loaded.dialogues:
-        jobs.put(SeedJob(d, ids.tree_id(loaded.sha256, d.index)))
-    chains = Chains()
-    stats: list[BuildStats] = []
-    errors: list[BaseException] = []
-    finished = [0]
-    lock = threading.Lock()
-    total = jobs.qsize()
-
-    def worker() -> None:
-        async def main() -> None:
-            rs = counted_roleset(cfg, chains, args.random_seed)
-            kept: list = []
-
-            async def commit(delta) -> None:
-                kept.append(delta)  # in memory: the authors' code writes no database
-
-            sched = Scheduler(rs, cfg.build, commit, "baseline")
-            stats.append(sched.stats)
-            try:
-                while True:
-                    try:
-                        job = jobs.get_nowait()
-                    except queue.Empty:
-                        return
-                    st = await sched.run_tree(job)
-                    if st.status == "done":
-                        sched.stats.trees_done += 1
-                    elif st.status == "failed":
-                        sched.stats.trees_failed += 1
-                    with lock:
-                        finished[0] += 1
-                        if not args.json:
-                            print(f"\r  baseline: {finished[0]}/{total} trees", end="", file=sys.stderr,
-                                  flush=True)
-            finally:
-                await rs.aclose()
-
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # noqa: BLE001 (re-raised in the main thread)
-            errors.append(exc)
-
+    b = _Baseline(seeds, server, args)
     before, scpu0 = server.requests(), server.cpu_s()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    threads = [threading.Thread(target=worker, name=f"baseline-{i}") for i in range(BASELINE_WORKERS)]
+    threads = [threading.Thread(target=b.worker, name=f"baseline-{i}") for i in range(BASELINE_WORKERS)]
     for t in threads:
         t.start()
     for t in threads:
@@ -263,12 +275,12 @@ def run_baseline(seeds: Path, server: SimServer, args) -> ArmResult:
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if not args.json:
         print(file=sys.stderr)
-    if errors:
-        raise errors[0]
+    if b.errors:
+        raise b.errors[0]
     calls = server.requests() - before
-    return ArmResult(wall, cpu, calls, sum(sum(s.cached.values()) for s in stats),
-                     sum(s.iterations for s in stats), sum(s.trees_done for s in stats),
-                     sum(s.trees_failed for s in stats), dict(chains.steps),
+    return ArmResult(wall, cpu, calls, sum(sum(s.cached.values()) for s in b.stats),
+                     sum(s.iterations for s in b.stats), sum(s.trees_done for s in b.stats),
+                     sum(s.trees_failed for s in b.stats), dict(b.chains.steps),
                      server_cpu_s=server.cpu_s() - scpu0)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +24,28 @@ def _nan_to_none(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
+@dataclass(frozen=True)
+class StrategyScores:
+    """Strategy prediction over the strategy-labelled items: F1 (Q, Qw) and preference bias (B)."""
+
+    n: int  # strategy-labelled items
+    n_invalid: int
+    gold: list[str]
+    pred: list[str | None]
+    f1: M.F1Scores
+    pref: M.Preference | None  # None: no valid prediction, so no preference to measure
+    b_reason: str | None  # why B is missing, when it is
+    invalid_labels: dict[str, int]
+
+
+B_DEGENERATE_POLICY = (
+    "a strategy whose MM denominator is empty (never a mispredicted gold label, or only "
+    "against strategies whose preference is already 0; Kang et al.'s code raises "
+    "ZeroDivisionError there and reports no B) "
+    "keeps its previous preference and is listed here"
+)
+
+
 def score_items(
     items: Sequence[PredItem],
     taxonomy: Taxonomy,
@@ -33,12 +56,37 @@ def score_items(
     sweeps: int = M.DEFAULT_SWEEPS,
 ) -> dict:
     labels = taxonomy.names
+    st = strategy_scores(items, labels, sweeps)
+    rouge = [M.rouge_l(it.response_gold, it.response_pred or "", stem=stem) for it in items if it.response_gold]
+    out = {
+        "Q": _nan_to_none(st.f1.macro) if st.n else None,
+        "Qw": _nan_to_none(st.f1.weighted) if st.n else None,
+        "B": st.pref.bias if st.pref else None,
+        "B_reason": st.b_reason,
+        "rouge_l": M.mean(rouge) if rouge else None,
+        "n": len(items),
+        "n_strategy": st.n,
+        "n_rouge": len(rouge),
+        "invalid": (st.n_invalid / st.n) if st.n else 0.0,
+        "invalid_count": st.n_invalid,
+        "invalid_labels": st.invalid_labels,
+        "per_strategy": per_strategy(st, labels),
+        "b_degenerate": st.pref.degenerate_labels if st.pref else [],
+        "b_degenerate_policy": B_DEGENERATE_POLICY,
+        "f1_labels": list(st.f1.labels),
+        "taxonomy": taxonomy.name,
+    }
+    if bootstrap > 0:
+        out["ci"] = bootstrap_ci(items, taxonomy, n=bootstrap, seed=seed, rouge=rouge, sweeps=sweeps)
+        out["bootstrap"] = {"n": bootstrap, "seed": seed, "level": CI_LEVEL}
+    return out
+
+
+def strategy_scores(items: Sequence[PredItem], labels: Sequence[str], sweeps: int) -> StrategyScores:
     strat = [it for it in items if it.gold is not None]
     gold = [it.gold for it in strat]
     pred = [it.pred for it in strat]
     n_invalid = sum(1 for it in strat if it.invalid)
-
-    f1 = M.f1_scores(gold, pred)
     n_valid = len(strat) - n_invalid
     # B measures which strategies a model prefers; with no valid prediction there is no
     # preference to measure, and the fit's untouched start (all p = 1) would read as B = 0, the
@@ -49,46 +97,22 @@ def score_items(
         b_reason = "no strategy-labelled item"
     elif not n_valid:
         b_reason = f"no valid prediction ({n_invalid} of {len(strat)} invalid): no preference to measure"
-
-    rouge_items = [it for it in items if it.response_gold]
-    rouge = [M.rouge_l(it.response_gold, it.response_pred or "", stem=stem) for it in rouge_items]
-
-    per_strategy = {}
-    for i, lab in enumerate(labels):
-        per_strategy[lab] = {
-            "f1": f1.per_label.get(lab),
-            "preference": pref.preferences[i] if pref else None,
-            "support": sum(1 for g in gold if g == lab),
-            "predicted": sum(1 for p in pred if p == lab),
-        }
     invalid_labels = Counter(it.pred_label or "<none>" for it in strat if it.invalid)
-    out = {
-        "Q": _nan_to_none(f1.macro) if strat else None,
-        "Qw": _nan_to_none(f1.weighted) if strat else None,
-        "B": pref.bias if pref else None,
-        "B_reason": b_reason,
-        "rouge_l": M.mean(rouge) if rouge else None,
-        "n": len(items),
-        "n_strategy": len(strat),
-        "n_rouge": len(rouge),
-        "invalid": (n_invalid / len(strat)) if strat else 0.0,
-        "invalid_count": n_invalid,
-        "invalid_labels": dict(invalid_labels.most_common(20)),
-        "per_strategy": per_strategy,
-        "b_degenerate": pref.degenerate_labels if pref else [],
-        "b_degenerate_policy": (
-            "a strategy whose MM denominator is empty (never a mispredicted gold label, or only "
-            "against strategies whose preference is already 0; Kang et al.'s code raises "
-            "ZeroDivisionError there and reports no B) "
-            "keeps its previous preference and is listed here"
-        ),
-        "f1_labels": list(f1.labels),
-        "taxonomy": taxonomy.name,
+    return StrategyScores(n=len(strat), n_invalid=n_invalid, gold=gold, pred=pred, f1=M.f1_scores(gold, pred),
+                          pref=pref, b_reason=b_reason, invalid_labels=dict(invalid_labels.most_common(20)))
+
+
+def per_strategy(st: StrategyScores, labels: Sequence[str]) -> dict[str, dict]:
+    """F1, preference, gold and predicted counts of every strategy of the taxonomy."""
+    return {
+        lab: {
+            "f1": st.f1.per_label.get(lab),
+            "preference": st.pref.preferences[i] if st.pref else None,
+            "support": sum(1 for g in st.gold if g == lab),
+            "predicted": sum(1 for p in st.pred if p == lab),
+        }
+        for i, lab in enumerate(labels)
     }
-    if bootstrap > 0:
-        out["ci"] = bootstrap_ci(items, taxonomy, n=bootstrap, seed=seed, rouge=rouge, sweeps=sweeps)
-        out["bootstrap"] = {"n": bootstrap, "seed": seed, "level": CI_LEVEL}
-    return out
 
 
 def bootstrap_ci(

@@ -184,7 +184,8 @@ class BatchWriter:
         self.error: BaseException | None = None
         self._locked_since: float | None = None
         self._con: duckdb.DuckDBPyConnection | None = None  # open only during a commit
-        self.opens = 0  # times the file was opened (once per commit, plus the final count)
+        self.opens = 0  # times the file was opened (once per commit; the final one also counts)
+        self._keep_open = False  # set by close(): the last commit's connection serves `then`
 
     async def put(self, delta) -> None:
         if self.error is not None:
@@ -220,7 +221,10 @@ class BatchWriter:
         self._open(wait_s)
         try:
             write_rows(self._con, batch)
-        finally:
+        except BaseException:
+            self._release()
+            raise
+        if not self._keep_open:
             self._release()
 
     async def flush(self, final: bool = False) -> None:
@@ -265,6 +269,9 @@ class BatchWriter:
                 await self._task
             if self.error is not None:
                 raise self.error
+            # The summary counts run on the last commit's connection: one open (and one
+            # checkpoint at close) fewer at the end of every build.
+            self._keep_open = then is not None
             await self.flush(final=True)
             if then is not None:
                 return await asyncio.to_thread(self._on_file, then)

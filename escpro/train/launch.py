@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,19 @@ def choose_device(device: str) -> bool:
     if device == "cuda" and not has_cuda:
         raise BackendUnavailable("device cuda requested but no CUDA GPU is visible (set device: cpu)")
     return device == "cpu" or not has_cuda
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where and how this process trains, all decided before any weights load."""
+
+    out: Path
+    resume: str | None  # the checkpoint to resume from
+    world_size: int
+    use_cpu: bool
+    deepspeed: dict[str, Any] | None
+    dist_env: dict[str, str]  # the process-group variables escpro set itself
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoints"

@@ -4,12 +4,18 @@ config and the manifest that says how to rebuild the trained model."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from escpro import atomic
+from escpro.train.models import MANIFEST
+
+if TYPE_CHECKING:
+    from escpro.train.config import TrainConfig
+    from escpro.train.models import ModelSource
 
 CURVE_KEYS = (
     ("loss", "training loss"),
@@ -100,3 +106,67 @@ def write_resolved_config(path: Path, train_section: dict[str, Any]) -> None:
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     atomic.write_text(path, json.dumps(manifest, indent=1))
+
+
+def save_run(cfg: TrainConfig, trainer: Any, tokenizer: Any, src: ModelSource, out: Path,
+             summary: dict[str, Any], train_section: dict[str, Any] | None) -> None:
+    """The trained weights on every rank (ZeRO gathers them, rank 0 writes), then on rank 0 the
+    tokenizer, manifest, merged model, config, curve and metrics; `summary` gains its notes and
+    curve path before metrics.json is written."""
+    sub = "adapter" if cfg.mode == "lora" else "model"
+    if trainer.is_world_process_zero() and (out / sub).exists():
+        shutil.rmtree(out / sub)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(out / sub))
+    if not trainer.is_world_process_zero():
+        return
+    tokenizer.save_pretrained(str(out / sub))
+    (out / sub / "training_args.bin").unlink(missing_ok=True)  # a pickle; config.yaml says the same
+    manifest = _manifest(cfg, out, sub, src)
+    manifest["merged"] = _merge(cfg, trainer, tokenizer, out, stacked=cfg.mode == "lora" and bool(src.adapters),
+                                summary=summary)
+    write_manifest(out / MANIFEST, manifest)
+    section = train_section if train_section is not None else cfg.model_dump(mode="json")
+    write_resolved_config(out / "config.yaml", section)
+    if cfg.plot:
+        title = f"{cfg.method} ({cfg.mode}) on {Path(summary['data']).name}"
+        if plot_curve(out / "training_curve.png", trainer.state.log_history, title):
+            summary["curve"] = str(out / "training_curve.png")
+    write_metrics(out / "metrics.json", trainer.state.log_history, summary)
+
+
+def _manifest(cfg: TrainConfig, out: Path, sub: str, src: ModelSource) -> dict[str, Any]:
+    """How to rebuild the trained model: a LoRA adapter stacks on its source's adapters."""
+    manifest: dict[str, Any] = {
+        "method": cfg.method,
+        "mode": cfg.mode,
+        "tokenizer": sub,
+        "init_from": str(Path(cfg.init_from).resolve()) if cfg.init_from else None,
+        "merged": None,
+    }
+    if cfg.mode == "lora":
+        manifest.update(base=src.base, revision=src.revision, adapters=[*src.adapters, str((out / sub).resolve())])
+    else:
+        manifest.update(base=str((out / sub).resolve()), revision=None, adapters=[])
+    return manifest
+
+
+def _merge(cfg: TrainConfig, trainer: Any, tokenizer: Any, out: Path, *, stacked: bool,
+           summary: dict[str, Any]) -> str | None:
+    """Write out/merged when asked, or when the adapter was trained on top of init_from adapters;
+    returns the manifest's `merged` entry."""
+    if stacked and not cfg.merge:
+        # This adapter applies to base + the init_from adapters, not to the base alone: a loader
+        # given only (base, adapter/) would build the wrong model, so the merged model is saved.
+        summary.setdefault("data_notes", []).append(
+            "merged/ written automatically: adapter/ was trained on top of the init_from model, "
+            "so it does not apply to the bare base")
+    if not (cfg.merge or stacked):
+        return None
+    if cfg.mode != "lora":
+        summary.setdefault("data_notes", []).append("--merge: full fine-tuning has nothing to merge; see model/")
+        return None
+    merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+    merged.save_pretrained(str(out / "merged"))
+    tokenizer.save_pretrained(str(out / "merged"))
+    return "merged"

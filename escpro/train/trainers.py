@@ -1,4 +1,5 @@
-"""TRL arguments of a run, from its TrainConfig and the method's registry row (methods.py).
+"""The TRL config and trainer of a run, from its TrainConfig and the method's registry row
+(methods.py): TRL's one config + one trainer per method, chosen by the registry.
 
 TRL 1.16 names, checked against the installed source. IPO's tau and ORPO's lambda are `beta`.
 """
@@ -6,10 +7,18 @@ TRL 1.16 names, checked against the installed source. IPO's tau and ORPO's lambd
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from escpro.errors import ConfigError
 from escpro.train.config import TrainConfig
 from escpro.train.methods import method, trl_classes
+
+if TYPE_CHECKING:
+    from escpro.train.inputs import Models, TokenizedData
+    from escpro.train.launch import Launch
+    from escpro.train.refcache import RefLogpCache
 
 # Template end tokens can add a couple of tokens past the content limits (see template.py).
 LENGTH_MARGIN = 8
@@ -79,3 +88,52 @@ def lora_config(cfg: TrainConfig) -> Any:
         target_modules=target,
         task_type="CAUSAL_LM",
     )
+
+
+@dataclass(frozen=True)
+class BuiltTrainer:
+    trainer: Any
+    args: Any  # the TRL config instance
+    tracking: dict[str, str]  # tracker name -> where it logs
+
+
+def make_trainer(cfg: TrainConfig, launch: Launch, tokenized: TokenizedData, models: Models,
+                 cache: RefLogpCache | None, *, progress: bool) -> BuiltTrainer:
+    """The method's TRL trainer over the tokenized data, with escpro's progress bar and trackers
+    pointed into the run directory; TRL's refusal of a setup becomes a ConfigError."""
+    from datasets import Dataset
+
+    args = build_args(cfg, str(launch.ckpt_dir), world_size=launch.world_size, use_cpu=launch.use_cpu,
+                      deepspeed=launch.deepspeed)
+    _, trainer_cls = trl_classes(cfg.method)
+    kwargs: dict[str, Any] = {"model": models.model, "args": args, "train_dataset": Dataset.from_list(tokenized.records),
+                              "processing_class": tokenized.tokenizer}
+    if tokenized.val_records:
+        kwargs["eval_dataset"] = Dataset.from_list(tokenized.val_records)
+    if cfg.mode == "lora":
+        # Given a peft_config, TRL wraps the model itself; with a ready PeftModel DPO/KTO would copy
+        # the adapter into a second "ref" adapter (and save it with ours).
+        kwargs["peft_config"] = lora_config(cfg)
+    if cfg.uses_reference:
+        kwargs["ref_model"] = models.ref_model
+        kwargs["escpro_cache"] = cache
+    try:
+        trainer = trainer_cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{method(cfg.method).trainer_label} rejected the setup: {str(exc).splitlines()[0]}") from None
+    if cfg.precompute_ref_log_probs and cfg.uses_reference and getattr(trainer, "ref_model", None) is not None:
+        trainer.ref_model = None  # the log-probs are in the dataset now; free the memory
+    from escpro.train import progress as train_progress
+
+    train_progress.install(trainer, f"train {cfg.method}", progress)
+    return BuiltTrainer(trainer=trainer, args=args, tracking=_point_trackers(trainer, launch.out))
+
+
+def _point_trackers(trainer: Any, out: Path) -> dict[str, str]:
+    """TensorBoard logs to out/tensorboard (transformers' default is buried under checkpoints/)."""
+    where: dict[str, str] = {}
+    for cb in trainer.callback_handler.callbacks:
+        if type(cb).__name__ == "TensorBoardCallback":
+            cb.logging_dir = str(out / "tensorboard")
+            where["tensorboard"] = cb.logging_dir
+    return where
