@@ -12,8 +12,8 @@ import time
 
 import duckdb
 
-from escpro.commands.query import run_query
 from escpro.errors import EscproError
+from escpro.queries import run_query
 
 TABLE_COLS = ("node_id, tree_id, parent_id, depth, kind, strategy, prior, q, n, supporter_text, "
               "seeker_text, is_end, is_gold, created_iter, child_index, strategy_score")
@@ -62,8 +62,8 @@ def test_kill9_then_resume_gives_identical_nodes(tmp_path, build_helpers):
                 continue
             try:
                 # a read-only query while the build writes: it must get through
-                _, rows = run_query(db, "SELECT coalesce(sum(iterations), 0), count(*) FILTER "
-                                        "(WHERE status = 'done') FROM trees", timeout_s=20)
+                rows = run_query(db, "SELECT coalesce(sum(iterations), 0), count(*) FILTER "
+                                        "(WHERE status = 'done') FROM trees", timeout_s=20).rows
             except Exception as exc:  # noqa: BLE001
                 if "no table" in str(exc) or "does not exist" in str(exc):
                     continue  # the schema is not there yet
@@ -152,7 +152,7 @@ def test_sigterm_commits_and_exits_cleanly(tmp_path, build_helpers):
         while time.monotonic() < deadline:  # the file exists from the start (the build lock)
             time.sleep(0.1)
             try:
-                if run_query(db, "SELECT count(*) FROM runs", timeout_s=20)[1][0][0]:
+                if run_query(db, "SELECT count(*) FROM runs", timeout_s=20).rows[0][0]:
                     break  # the run is registered
             except EscproError:
                 continue
@@ -165,6 +165,6 @@ def test_sigterm_commits_and_exits_cleanly(tmp_path, build_helpers):
             proc.kill()
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1].startswith("error: interrupted") and "--resume" in err
-    _, rows = run_query(db, "SELECT sum(iterations), count(*) FILTER (WHERE status = 'running') "
-                            "FROM trees")
+    rows = run_query(db, "SELECT sum(iterations), count(*) FILTER (WHERE status = 'running') "
+                     "FROM trees").rows
     assert rows[0][0] > 0 and rows[0][1] >= 1  # the finished iterations were committed on exit
