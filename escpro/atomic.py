@@ -18,10 +18,9 @@ from typing import IO, Any
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "utf-8",
-                newline: str | None = None) -> Iterator[IO[Any]]:
+def atomic_open(path: str | Path, mode: str = "w", *, newline: str | None = None) -> Iterator[IO[Any]]:
     """Open a temporary sibling of `path` for writing; on a clean exit it replaces `path`.
-    `mode` is "w" (text) or "wb" (bytes)."""
+    `mode` is "w" (UTF-8 text) or "wb" (bytes)."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open: mode must be 'w' or 'wb', not {mode!r}")
     target = Path(path)
@@ -33,7 +32,7 @@ def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "ut
         if mode == "wb":
             fh = os.fdopen(fd, "wb")
         else:
-            fh = os.fdopen(fd, "w", encoding=encoding, newline=newline)
+            fh = os.fdopen(fd, "w", encoding="utf-8", newline=newline)
         with fh:
             yield fh
             fh.flush()
@@ -72,10 +71,7 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
+def sha256_file(path: str | Path) -> str:
+    """sha256 (hex) of a file's bytes, read in bounded chunks (hashlib.file_digest)."""
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -76,9 +76,9 @@ def hf_dir_path() -> Path:
     return cache_root() / f"gemma3-270m-hf-v{HF_DIR_VERSION}"
 
 
-def ensure_hf_dir(model: EmbeddedModel, target: Path | None = None) -> tuple[Path, bool]:
+def ensure_hf_dir(model: EmbeddedModel) -> tuple[Path, bool]:
     """(directory, converted_now): the GGUF dequantised once into an HF model directory."""
-    target = target or hf_dir_path()
+    target = hf_dir_path()
     marker = target / "escpro_demo.json"
     template = template_path().read_text(encoding="utf-8")
     if marker.is_file() and (target / "config.json").is_file():

@@ -46,17 +46,11 @@ def parse_supporter_turn(text: str, taxonomy: Taxonomy) -> tuple[str | None, str
     return taxonomy.canonical(label), text[m.end():].strip(), label
 
 
-def to_messages(
-    taxonomy: Taxonomy,
-    turns: Iterable[Utterance],
-    *,
-    with_system: bool = True,
-) -> list[dict[str, str]]:
-    """Chat messages from utterances: seeker -> user, supporter -> assistant written with its
-    strategy prefix (a turn without a strategy is written as plain text)."""
-    msgs: list[dict[str, str]] = []
-    if with_system:
-        msgs.append({"role": "system", "content": system_prompt(taxonomy)})
+def to_messages(taxonomy: Taxonomy, turns: Iterable[Utterance]) -> list[dict[str, str]]:
+    """Chat messages from utterances after the taxonomy's system prompt: seeker -> user,
+    supporter -> assistant written with its strategy prefix (a turn without a strategy is
+    written as plain text)."""
+    msgs: list[dict[str, str]] = [{"role": "system", "content": system_prompt(taxonomy)}]
     for u in turns:
         if u.speaker == "seeker":
             msgs.append({"role": "user", "content": u.text})

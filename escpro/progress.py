@@ -28,8 +28,6 @@ class BuildProgress:
     """The build's bar, fed by the scheduler's commits (per-tree iteration counts from the tree
     rows) and its progress callback (call rates)."""
 
-    SHORT = {"seeker": "seek", "supporter": "sup", "strategy": "strat", "reward": "rew"}
-
     def __init__(self, trees: Iterable[tuple[str, int]], max_iterations: int, enabled: bool = True):
         """`trees`: (tree_id, iterations already run) for every tree this build will run."""
         self.max_iterations = max_iterations

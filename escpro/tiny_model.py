@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 TINY_VERSION = "1"
+TINY_SEED = 0  # its random weights; with the version, it names what is cached
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -45,9 +46,9 @@ def default_path() -> Path:
     return base / f"tiny-qwen2-v{TINY_VERSION}"
 
 
-def ensure_tiny_model(path: Path | str | None = None, seed: int = 0) -> Path:
+def ensure_tiny_model() -> Path:
     """Build (once) and return a directory loadable with from_pretrained."""
-    target = Path(path) if path else default_path()
+    target = default_path()
     if (target / "config.json").exists() and (target / "tokenizer.json").exists():
         return target
     import torch
@@ -75,7 +76,7 @@ def ensure_tiny_model(path: Path | str | None = None, seed: int = 0) -> Path:
     fast.chat_template = CHAT_TEMPLATE
     fast.padding_side = "left"
 
-    torch.manual_seed(seed)
+    torch.manual_seed(TINY_SEED)
     config = Qwen2Config(
         vocab_size=len(fast),
         hidden_size=64,
@@ -97,7 +98,7 @@ def ensure_tiny_model(path: Path | str | None = None, seed: int = 0) -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(tmp)
     fast.save_pretrained(tmp)
-    (tmp / "escpro_tiny.json").write_text(json.dumps({"version": TINY_VERSION, "seed": seed}))
+    (tmp / "escpro_tiny.json").write_text(json.dumps({"version": TINY_VERSION, "seed": TINY_SEED}))
     try:
         tmp.rename(target)
     except OSError:  # another process built it first
@@ -105,10 +106,3 @@ def ensure_tiny_model(path: Path | str | None = None, seed: int = 0) -> Path:
 
         shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def load_tiny_tokenizer(path: Path | str):
-    """The tokenizer as saved (AutoTokenizer would re-tokenise differently; STACK_NOTES.md)."""
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast.from_pretrained(str(path))

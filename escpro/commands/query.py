@@ -18,13 +18,6 @@ from escpro.cli_common import escpro_command
 from escpro.queries import FORMATS, QueryError, parquet_bytes, read_sql, render
 from escpro.queries import run_query as _run
 
-
-def run_query(db: Path, sql: str, timeout_s: float = 30.0) -> tuple[list[str], list[tuple]]:
-    """(column names, rows): the plain form other modules and tests use."""
-    res = _run(db, sql, timeout_s)
-    return res.names, res.rows
-
-
 HELP = """Run read-only SQL over a build's DuckDB file. Works while `escpro build` is writing it.
 
 \b

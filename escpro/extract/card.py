@@ -209,8 +209,9 @@ def write_card(out: Path, manifest: dict[str, Any], db_path: Path, *, licence: s
     return {"card": str(out / CARD), "license": lic[0], "license_note": lic[1]}
 
 
-def push_to_hub(out: Path, repo: str, *, private: bool = True) -> str:
-    """Upload DIR as a Hub dataset repo; refuses at once when offline or without a token."""
+def push_to_hub(out: Path, repo: str) -> str:
+    """Upload DIR as a Hub dataset repo (created private: the owner decides to publish it);
+    refuses at once when offline or without a token."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         raise PushError(f"--push-to-hub {repo}: HF_HUB_OFFLINE is set, so nothing was pushed; the dataset is in {out}")
     if "/" not in repo or repo.count("/") != 1:
@@ -223,7 +224,7 @@ def push_to_hub(out: Path, repo: str, *, private: bool = True) -> str:
                         f"the dataset is in {out}")
     api = HfApi()
     try:
-        api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+        api.create_repo(repo, repo_type="dataset", private=True, exist_ok=True)
         info = api.upload_folder(folder_path=str(out), repo_id=repo, repo_type="dataset",
                                  commit_message="escpro extract")
     except Exception as exc:  # network and Hub errors: one line, the files stay on disk

@@ -17,6 +17,7 @@ from escpro.extract.rules import TreeResult
 from escpro.extract.tree import Node, Tree, strategy_name
 from escpro.taxonomy import Taxonomy
 
+GRAPHVIZ_TIMEOUT_S = 120.0  # `dot` on a big tree; past it the user is pointed at --max-depth
 
 @dataclass(frozen=True)
 class Marks:
@@ -176,7 +177,7 @@ def dot_available() -> str | None:
     return shutil.which("dot")
 
 
-def render_graphviz(dot_text: str, fmt: str, timeout_s: float = 120.0) -> bytes:
+def render_graphviz(dot_text: str, fmt: str) -> bytes:
     """SVG or PNG bytes from DOT via the `dot` binary (one-line errors, bounded time)."""
     exe = dot_available()
     if exe is None:
@@ -185,9 +186,9 @@ def render_graphviz(dot_text: str, fmt: str, timeout_s: float = 120.0) -> bytes:
             "--format text and --format dot work without it"
         )
     try:
-        proc = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True, timeout=timeout_s, check=False)
+        proc = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True, timeout=GRAPHVIZ_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        raise EscproError(f"Graphviz took longer than {timeout_s:.0f} s; try --max-depth or --format text") from None
+        raise EscproError(f"Graphviz took longer than {GRAPHVIZ_TIMEOUT_S:.0f} s; try --max-depth or --format text") from None
     if proc.returncode != 0:
         msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise EscproError(f"Graphviz failed: {msg[0] if msg else f'exit code {proc.returncode}'}")

@@ -72,6 +72,8 @@ def valid_paths(tree: Tree, theta: float, rule: Rule = "paper", min_n: int = 2) 
 def _pairs_and_unjudged(
     tree: Tree, paths: list[ValidPath], theta: float
 ) -> tuple[list[Pair], set[str]]:
+    """(preferred, non-preferred) node pairs, one per chosen node and judged rejected sibling;
+    and the rejected siblings left out because they were never judged."""
     on_path: dict[str, list[str]] = {}
     for p in paths:
         for nid in p.node_ids:
@@ -88,11 +90,6 @@ def _pairs_and_unjudged(
                 continue
             pairs.append(Pair(tree.tree_id, nid, sib.node_id, tuple(sorted(on_path[nid]))))
     return pairs, unjudged
-
-
-def preference_pairs(tree: Tree, paths: list[ValidPath], theta: float) -> list[Pair]:
-    """(preferred, non-preferred) node pairs: one per chosen node and judged rejected sibling."""
-    return _pairs_and_unjudged(tree, paths, theta)[0]
 
 
 def empty_reason(tree: Tree, theta: float, rule: Rule, min_n: int) -> str:

@@ -37,15 +37,15 @@ def words(text: str | None) -> int:
     return len((text or "").split())
 
 
-def stage_of(i: int, n: int, divisions: int = STAGE_DIVISIONS) -> float:
-    """Stage of utterance i (1-based) of n: floor(divisions * i / n) / divisions."""
+def stage_of(i: int, n: int) -> float:
+    """Stage of utterance i (1-based) of n: floor(D * i / n) / D, D = STAGE_DIVISIONS."""
     if not 1 <= i <= n:
         raise ValueError(f"utterance {i} of {n}")
-    return math.floor(divisions * i / n) / divisions
+    return math.floor(STAGE_DIVISIONS * i / n) / STAGE_DIVISIONS
 
 
-def stage_labels(divisions: int = STAGE_DIVISIONS) -> list[float]:
-    return [k / divisions for k in range(divisions + 1)]
+def stage_labels() -> list[float]:
+    return [k / STAGE_DIVISIONS for k in range(STAGE_DIVISIONS + 1)]
 
 
 @dataclass

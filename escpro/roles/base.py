@@ -15,7 +15,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import orjson
 
-RoleName = Literal["seeker", "supporter", "strategy", "reward", "eval"]
 ROLES: tuple[str, ...] = ("seeker", "supporter", "strategy", "reward")
 CallStatus = Literal["ok", "invalid", "error", "timeout"]
 

@@ -63,19 +63,15 @@ def enum_object_schema(keys: Sequence[str], lo: int, hi: int, title: str) -> Rol
     return _engine_schema(score_model(tuple(keys), int(lo), int(hi), title))
 
 
-def strategy_schema(
-    names: Sequence[str],
-    lo: int = int(P.STRATEGY_SCORE_MIN.value),
-    hi: int = int(P.STRATEGY_SCORE_MAX.value),
-) -> RoleSchema:
+def strategy_schema(names: Sequence[str]) -> RoleSchema:
     """One integer score per strategy name (the taxonomy's names, in its order)."""
-    return enum_object_schema(names, lo, hi, "StrategyScores")
+    return enum_object_schema(names, int(P.STRATEGY_SCORE_MIN.value), int(P.STRATEGY_SCORE_MAX.value),
+                              "StrategyScores")
 
 
-def reward_schema(
-    lo: int = int(P.REWARD_SCORE_MIN.value), hi: int = int(P.REWARD_SCORE_MAX.value)
-) -> RoleSchema:
-    return enum_object_schema(REWARD_KEYS, lo, hi, "RewardScores")
+def reward_schema() -> RoleSchema:
+    return enum_object_schema(REWARD_KEYS, int(P.REWARD_SCORE_MIN.value), int(P.REWARD_SCORE_MAX.value),
+                              "RewardScores")
 
 
 def model_for(schema: Mapping[str, Any]) -> type[BaseModel]:

@@ -36,6 +36,7 @@ from escpro.roles.serving import (
 
 log = logging.getLogger(__name__)
 
+PROBE_TIMEOUT_S = 5.0  # one health or /models probe of a local server
 CPU_HINT = (
     "on a CPU, run the roles in-process instead: set roles.<role>.backend to 'transformers' "
     "(or 'llamacpp') in your config, or start the simulator with `escpro serve --engine sim` "
@@ -104,23 +105,24 @@ class Child:
     log_path: Path
 
 
-def _get(url: str, api_key: str | None, timeout: float = 5.0) -> bytes | None:
+def _get(url: str, api_key: str | None) -> bytes | None:
     req = urllib.request.Request(url)
     if api_key:
         req.add_header("Authorization", f"Bearer {api_key}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=PROBE_TIMEOUT_S) as resp:
             return resp.read() if resp.status == 200 else None
     except (urllib.error.URLError, OSError, ValueError):
         return None
 
 
-def _tail(path: Path, n: int = 5) -> str:
+def _tail(path: Path) -> str:
+    """The last lines of a server's log, for the one-line error of a server that died."""
     try:
         lines = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    return " | ".join(lines[-n:])
+    return " | ".join(lines[-5:])
 
 
 def served_max_len(base_url: str, model: str, api_key: str | None) -> int | None:

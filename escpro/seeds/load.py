@@ -61,7 +61,6 @@ def load_seeds(
     taxonomy: str | Taxonomy = "cso8",
     fmt: str = "auto",
     strict: bool = False,
-    limit: int | None = None,
 ) -> SeedLoad:
     """Read, normalise and filter a seed file. Bad records are dropped and counted (or, with
     strict, stop the load naming the record); file-level damage always stops it."""
@@ -74,8 +73,6 @@ def load_seeds(
     records = iter_json_records(p)
     result = SeedLoad(path=p, format=fmt, taxonomy=tax.name, sha256=file_sha256(p))
     for index, rec in records:
-        if limit is not None and result.read >= limit:
-            break
         result.read += 1
         try:
             if result.format == "auto":

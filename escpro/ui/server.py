@@ -54,11 +54,13 @@ def serve(app, opts: UiOptions) -> None:
 
 
 @contextmanager
-def running(app, host: str = "127.0.0.1", port: int = 0, timeout_s: float = 10.0) -> Iterator[str]:
-    """The app served by uvicorn in a background thread (tests, screenshots); yields its URL."""
+def running(app) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port in a background thread (tests,
+    screenshots); yields its URL."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    host, timeout_s = "127.0.0.1", 10.0
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=0, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, name="escpro-ui", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s

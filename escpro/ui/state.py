@@ -19,7 +19,6 @@ from escpro.ui.trees import TreeSource
 
 @dataclass
 class UiState:
-    options: UiOptions
     trees: TreeSource | None
     pairs: PairSource | None
     study: Study | None
@@ -46,7 +45,7 @@ def build_state(opts: UiOptions) -> UiState:
         store.register_study(study.study_id, json.dumps(study.describe(), ensure_ascii=False))
     env = Environment(loader=PackageLoader("escpro.ui", "templates"), autoescape=select_autoescape(default=True))
     templates = Jinja2Templates(env=env)
-    return UiState(opts, trees, pairs, study, store, templates)
+    return UiState(trees, pairs, study, store, templates)
 
 
 def nav(st: UiState) -> dict:

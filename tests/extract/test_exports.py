@@ -186,10 +186,11 @@ def test_trl_trainers_train_on_the_files(out: Path, tmp_path: Path):
     datasets = pytest.importorskip("datasets")
     from transformers import AutoModelForCausalLM
 
-    from escpro.tiny_model import ensure_tiny_model, load_tiny_tokenizer
+    from escpro.tiny_model import ensure_tiny_model
+    from escpro.train.models import load_tokenizer
 
     path = ensure_tiny_model()
-    tok = load_tiny_tokenizer(path)
+    tok = load_tokenizer(str(path))
     common = dict(output_dir=str(tmp_path / "trl"), max_steps=1, per_device_train_batch_size=2, use_cpu=True,
                   bf16=False, gradient_checkpointing=False, report_to=[], save_strategy="no", max_length=2048)
     for trainer, config, fname, extra in (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from escpro.dialogue import Utterance as U
-from escpro.extract.rules import exclusion_summary, extract_tree, preference_pairs, valid_paths
+from escpro.extract.rules import exclusion_summary, extract_tree, valid_paths
 from escpro.extract.tree import context_turns, history_before
 
 
@@ -70,8 +70,8 @@ def test_no_valid_path_reported(fx):
     assert res.paths == () and res.pairs == ()
     assert res.reason == "no end node with Q >= 0.5 (best 0.200)"
     t3 = fx.make_tree("t3", fx.T3_NODES, None)
-    assert extract_tree(t3, 0.5).reason == "no end node"
-    assert preference_pairs(t3, [], 0.5) == []
+    res3 = extract_tree(t3, 0.5)
+    assert res3.reason == "no end node" and res3.paths == () and res3.pairs == ()
 
 
 def test_dialogue_context_from_seed(t1):

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from escpro.build.run import BuildOptions, run_build
 from escpro.cli import cli
-from escpro.commands.query import run_query
 from escpro.config import load_config
 from escpro.errors import EscproError
+from escpro.queries import run_query
 
 sys.path.insert(0, str(Path(__file__).parent))
 from integrity_helpers import (  # noqa: E402
@@ -91,7 +91,7 @@ def test_build_lock_is_on_the_file_not_the_path(tmp_path, build_helpers):
         while time.monotonic() < deadline:
             time.sleep(0.1)
             try:
-                if run_query(db, "SELECT count(*) FROM runs", timeout_s=20)[1][0][0]:
+                if run_query(db, "SELECT count(*) FROM runs", timeout_s=20).rows[0][0]:
                     break
             except EscproError:
                 continue

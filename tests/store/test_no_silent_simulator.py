@@ -21,9 +21,9 @@ from click.testing import CliRunner
 
 from escpro.build.run import BuildOptions, run_build
 from escpro.cli import cli
-from escpro.commands.query import run_query
 from escpro.config import load_config
 from escpro.errors import EscproError
+from escpro.queries import run_query
 from escpro.store.schema import DATA_RULES_VERSION
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -87,7 +87,7 @@ def test_http_build_killed_and_resumed_the_readme_way_stays_on_its_endpoints(tmp
         while time.monotonic() < deadline:
             time.sleep(0.2)
             try:
-                _, rows = run_query(db, "SELECT count(*) FROM llm_calls", timeout_s=20)
+                rows = run_query(db, "SELECT count(*) FROM llm_calls", timeout_s=20).rows
             except EscproError:
                 continue
             if rows[0][0] >= 150:

@@ -12,8 +12,8 @@ import time
 
 import duckdb
 
-from escpro.commands.query import run_query
 from escpro.errors import EscproError
+from escpro.queries import run_query
 
 TABLE_COLS = ("node_id, tree_id, parent_id, depth, kind, strategy, prior, q, n, supporter_text, "
               "seeker_text, is_end, is_gold, created_iter, child_index, strategy_score")
@@ -62,8 +62,8 @@ def test_kill9_then_resume_gives_identical_nodes(tmp_path, build_helpers):
                 continue
             try:
                 # a read-only query while the build writes: it must get through
-                _, rows = run_query(db, "SELECT coalesce(sum(iterations), 0), count(*) FILTER "
-                                        "(WHERE status = 'done') FROM trees", timeout_s=20)
+                rows = run_query(db, "SELECT coalesce(sum(iterations), 0), count(*) FILTER "
+                                        "(WHERE status = 'done') FROM trees", timeout_s=20).rows
             except Exception as exc:  # noqa: BLE001
                 if "no table" in str(exc) or "does not exist" in str(exc):
                     continue  # the schema is not there yet
@@ -71,13 +71,17 @@ def test_kill9_then_resume_gives_identical_nodes(tmp_path, build_helpers):
             seen.append(rows[0])
             if rows[0][0] >= 20 and len(seen) >= 2:
                 break
-        assert proc.poll() is None, "the build finished before it could be killed"
-        # a second build on the same file is refused while the first runs
+        # Freeze the build where it is: a second CLI process takes seconds to start on a busy
+        # machine, longer than the rest of this build, so the build must not run on meanwhile.
+        # A stopped process keeps its flock, so it still owns the file.
+        os.kill(proc.pid, signal.SIGSTOP)
+        assert proc.poll() is None, "the build finished before it could be stopped"
+        # a second build on the same file is refused while the first holds it
         second = run_cli(["build", "--seeds", seeds, "--db", db, "--config", cfg, "--resume",
                           "--no-progress"])
         assert second.returncode != 0 and "another escpro build" in second.stderr
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        os.kill(proc.pid, signal.SIGKILL)  # kill -9 at whatever point it was stopped
+        assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -148,7 +152,7 @@ def test_sigterm_commits_and_exits_cleanly(tmp_path, build_helpers):
         while time.monotonic() < deadline:  # the file exists from the start (the build lock)
             time.sleep(0.1)
             try:
-                if run_query(db, "SELECT count(*) FROM runs", timeout_s=20)[1][0][0]:
+                if run_query(db, "SELECT count(*) FROM runs", timeout_s=20).rows[0][0]:
                     break  # the run is registered
             except EscproError:
                 continue
@@ -161,6 +165,6 @@ def test_sigterm_commits_and_exits_cleanly(tmp_path, build_helpers):
             proc.kill()
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1].startswith("error: interrupted") and "--resume" in err
-    _, rows = run_query(db, "SELECT sum(iterations), count(*) FILTER (WHERE status = 'running') "
-                            "FROM trees")
+    rows = run_query(db, "SELECT sum(iterations), count(*) FILTER (WHERE status = 'running') "
+                     "FROM trees").rows
     assert rows[0][0] > 0 and rows[0][1] >= 1  # the finished iterations were committed on exit

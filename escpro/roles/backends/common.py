@@ -51,12 +51,11 @@ def failed(
     model: str,
     latency_ms: float = 0.0,
     attempts: int = 1,
-    text: str | None = None,
 ) -> RoleResult:
     return RoleResult(
         request=request,
         status=status,  # type: ignore[arg-type]
-        text=text,
+        text=None,
         error=error,
         latency_ms=latency_ms,
         attempts=attempts,
