@@ -154,3 +154,30 @@ def test_prompts_carry_the_authors_instructions(builder):
     # a taxonomy without Collaborative Planning is not told about it
     esconv = PromptBuilder(load_taxonomy("esconv8")).strategy(CTX).messages[1]["content"]
     assert "Collaborative Planning" not in esconv and "consecutive turns" in esconv
+
+
+@pytest.mark.parametrize("text", [
+    "plain", "$a and ${b}", "$$a costs $$5 {not a field} }{", "${a}${b}$a", "{$a}", "",
+])
+def test_format_string_renders_like_string_template(text):
+    """Prompts render through str.format (faster); the result must equal Template.substitute."""
+    from string import Template
+
+    from escpro.roles.prompts import format_string
+
+    values = {"a": "x{y}$z", "b": 7}
+    assert format_string(text).format_map(values) == Template(text).substitute(values)
+
+
+def test_shipped_templates_render_like_string_template(builder):
+
+    from escpro.roles.prompts import format_string
+
+    values = {k: f"<{k} {{braces}} $dollar>" for k in
+              ("scene", "situation", "background", "history", "seeker", "supporter", "end_marker",
+               "strategy", "definition", "strategies", "keys", "overused_note", "last_strategy",
+               "system", "user")}
+    values.update(score_min=0, score_max=10)
+    for tpl in builder.templates.values():
+        for t in (tpl.system, tpl.user, tpl.transcript):
+            assert format_string(t.template).format_map(values) == t.substitute(values)

@@ -139,7 +139,6 @@ def build_body(
             }
     if extra:
         body.update(extra)
-    assert not any(k.startswith("guided_") for k in body), "guided_* keys are removed in vLLM >= 0.12"
     return body
 
 
