@@ -254,9 +254,9 @@ def test_tree_parallel_search_keeps_the_tree_consistent(scripted, make_dialogue)
 
 def test_calls_carry_the_trees_remaining_work_as_their_priority(scripted, make_dialogue):
     """Waiting calls are served most-work-left first (the openai backend's slots): before its
-    first iteration a tree counts PRIOR_CALLS_PER_ITERATION per iteration left (its gold
-    initialisation waits behind a started tree's first iteration); after, its own calls per
-    iteration so far."""
+    first iteration a tree counts PRIOR_CALLS_PER_ITERATION per iteration left; after, its own
+    calls per iteration so far. Its gold initialisation goes before every iteration's call."""
+    from escpro.mcts.search import GOLD_PRIORITY
     from escpro.mcts.search import PRIOR_CALLS_PER_ITERATION as PRIOR
 
     roles = scripted()
@@ -269,7 +269,8 @@ def test_calls_carry_the_trees_remaining_work_as_their_priority(scripted, make_d
     prio = {}
     for m in roles.metas:
         prio.setdefault(m["iteration"], set()).add(m["priority"])
-    assert prio[0] == {-3 * PRIOR + 0.5}
+    assert prio[0] == {GOLD_PRIORITY}
+    assert GOLD_PRIORITY < min(min(p) for it, p in prio.items() if it)
     assert prio[1] == {-3 * PRIOR}
     assert prio[2] == {-2 * per_iter[1]}
     assert prio[3] == {-1 * (per_iter[1] + per_iter[2]) / 2}
