@@ -19,15 +19,7 @@ from escpro.extract.config import ExtractConfig
 from escpro.mcts.config import BuildConfig
 from escpro.roles.config import RolesConfig
 from escpro.train.config import TrainConfig
-from escpro.yamlfile import (  # noqa: F401  (re-exported: the helpers moved to a foundation module)
-    MAX_CONFIG_BYTES,
-    MAX_CONFIG_NODES,
-    count_nodes,
-    deep_merge,
-    format_validation_error,
-    load_yaml_bounded,
-    read_yaml,
-)
+from escpro.yamlfile import deep_merge, format_validation_error, read_yaml
 
 
 class AppConfig(Section):

@@ -54,12 +54,3 @@ def validate_file(model: type[M], data: Any, source: str | Path, *,
         return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(problems_message(source, exc, unknown=unknown_top)) from None
-
-
-def read_yaml(path: Path, what: str) -> Any:
-    """A YAML file's data, size- and alias-bounded (escpro/config.py), with the file named."""
-    from escpro.yamlfile import load_yaml_bounded
-
-    if not path.exists():
-        raise ConfigError(f"{path}: {what} not found")
-    return load_yaml_bounded(path, what)

@@ -23,8 +23,9 @@ from pydantic import (
 )
 
 from escpro.errors import ConfigError
-from escpro.fileformat import read_yaml, validate_file
+from escpro.fileformat import validate_file
 from escpro.paths import data_path
+from escpro.yamlfile import load_bounded
 
 BUILTIN = ("cso8", "esconv8")
 
@@ -174,4 +175,4 @@ def load_taxonomy(name_or_path: str = "cso8") -> Taxonomy:
             raise ConfigError(
                 f"unknown taxonomy '{name_or_path}': use one of {', '.join(BUILTIN)} or a YAML file"
             )
-    return _from_dict(read_yaml(path, "taxonomy file"), str(path))
+    return _from_dict(load_bounded(path, "taxonomy file"), str(path))

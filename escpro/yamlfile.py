@@ -1,17 +1,19 @@
-"""Reading config-like files safely (YAML size and alias expansion bounded) and turning
-validation errors into one line; the foundation every file-reading layer uses, kept apart from
+"""Reading config-like files safely (one bounded JSON/YAML reader, `load_bounded`: size, nesting
+and alias expansion bounded) and turning validation errors into one line; the foundation every file-reading layer uses, kept apart from
 escpro/config.py (which composes the stage sections and so sits above them)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from escpro.errors import ConfigError
+from escpro.errors import ConfigError, EscproError
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -35,7 +37,9 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
 
 
 # A config is a few KB; these bounds stop a hostile or broken file (a YAML "billion laughs" alias
-# bomb loads as a few shared objects that expand to gigabytes once validated or copied) quickly.
+# bomb loads as a few shared objects that expand to gigabytes once validated or copied; a JSON
+# array nested 100,000 deep overflows the parser's stack) quickly. One set of bounds for every
+# config-like file escpro reads: configs, serving files, endpoints, taxonomies, prompt templates.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_NODES = 100_000
 
@@ -57,35 +61,77 @@ def count_nodes(data: Any, limit: int = MAX_CONFIG_NODES) -> int:
     return seen
 
 
-def load_yaml_bounded(p: Path, what: str = "config file") -> Any:
-    """yaml.safe_load of a file with its size and its alias expansion bounded (one-line errors)."""
+def _an(what: str) -> str:
+    return f"an {what}" if what[:1].lower() in "aeiou" else f"a {what}"
+
+
+def _kind(data: Any) -> str:
+    """What a top level that is not a mapping is, in a user's words."""
+    for types, name in (((list, tuple), "a list"), (str, "a string"), (bool, "a boolean"),
+                        ((int, float), "a number")):
+        if isinstance(data, types):
+            return name
+    return _an(type(data).__name__)
+
+
+def _parse(p: Path, text: str, what: str, error: type[EscproError]) -> Any:
+    """JSON for a `.json` file (its errors then say JSON); YAML for `.yaml`/`.yml`; a file named
+    otherwise (e.g. `escpro score --json > scores.out`) is JSON when it reads as JSON, else YAML."""
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".json":
+            return json.loads(text)
+        if suffix not in (".yaml", ".yml") and text.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
+            with contextlib.suppress(json.JSONDecodeError):
+                return json.loads(text)
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise error(f"{p}: nested too deeply: not {_an(what)}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def load_bounded(path: str | Path, what: str = "config file", *,
+                 error: type[EscproError] = ConfigError) -> Any:
+    """The parsed contents of a JSON or YAML file (_parse tells which), refused with one line
+    naming the file (`error`, ConfigError by default) when it is missing, over MAX_CONFIG_BYTES,
+    not UTF-8, not parseable, nested past the parser's stack or expanding past MAX_CONFIG_NODES.
+    The one reader of every small structured file a user hands escpro; the shape is the caller's
+    pydantic model's business."""
+    p = Path(path)
     try:
         size = p.stat().st_size
     except FileNotFoundError:
-        raise ConfigError(f"{p}: {what} not found") from None
+        raise error(f"{p}: {what} not found") from None
+    if p.is_dir():
+        raise error(f"{p}: is a directory, not {_an(what)}")
     if size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{p}: {size} bytes; a {what} is at most {MAX_CONFIG_BYTES} bytes")
+        raise error(f"{p}: {size} bytes; {_an(what)} is at most {MAX_CONFIG_BYTES} bytes")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}): not a {what}") from None
-    except RecursionError:
-        raise ConfigError(f"{p}: nested too deeply: not a {what}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise error(f"{p}: not UTF-8 text (byte {exc.start}): not {_an(what)}") from None
+    data = _parse(p, text, what, error)
     if count_nodes(data) > MAX_CONFIG_NODES:
-        raise ConfigError(f"{p}: expands to more than {MAX_CONFIG_NODES} values (YAML aliases?); "
-                          f"not a {what}")
+        raise error(f"{p}: holds or expands to more than {MAX_CONFIG_NODES} values (YAML aliases "
+                    f"count at every use); not {_an(what)}")
+    return data
+
+
+def read_mapping(path: str | Path, what: str = "config file", *,
+                 error: type[EscproError] = ConfigError) -> dict[str, Any]:
+    """load_bounded of a file whose top level must be a mapping (an empty file is {})."""
+    p = Path(path)
+    data = load_bounded(p, what, error=error)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(f"{p}: (top level): a mapping is required, not {_kind(data)}")
     return data
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: config file not found")
-    data = load_yaml_bounded(p)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: (top level): a mapping of sections is required")
-    return data
+    """A config file's sections ({} for an empty file)."""
+    return read_mapping(path, "config file")

@@ -14,7 +14,7 @@ fixed per-call latency and a fixed number of slots (calls beyond it queue in the
             section 7's profile of the authors' code. Its rows are kept in memory (the authors'
             code writes no database; the arm is latency-bound either way).
 
-Reported (docs/performance.md): each arm's wall time, the calls the server counted, `bound_s`
+Reported (docs/performance.md; the report itself is scripts/bench_report.py): each arm's wall time, the calls the server counted, `bound_s`
 (the fastest any client could finish on this server; scripts/bench_chains.py), efficiency =
 bound_s / wall_s, and escpro's own CPU per call (client, search, storage).
 
@@ -37,11 +37,11 @@ import threading
 import time
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_chains import ChainCounting, Chains, bound_s, counted_roleset  # noqa: E402,F401
+from bench_report import ArmResult, print_table, report  # noqa: E402
 
 BASELINE_WORKERS = 10  # the authors' released code: a pool of 10 worker threads
 
@@ -147,21 +147,7 @@ def make_config(base_url: str, *, iterations: int, reuse: bool, concurrency: int
     })
 
 
-# --- The arms ---------------------------------------------------------------------------------
-@dataclass
-class ArmResult:
-    wall_s: float
-    cpu_s: float
-    calls: int  # sent to the server
-    cached: int  # answered from a tree's reuse cache (not sent)
-    iterations: int
-    trees_done: int
-    trees_failed: int
-    chains: dict[str, int]
-    nodes: int | None = None
-    server_cpu_s: float = 0.0
-
-
+# --- The arms (their results: bench_report.ArmResult) ---------------------------------------
 def warm_imports() -> None:
     """Import what a build imports lazily (duckdb's pandas/arrow glue included) before the clock
     starts: a one-off start-up cost, not a cost per call."""
@@ -282,63 +268,6 @@ def run_baseline(seeds: Path, server: SimServer, args) -> ArmResult:
                      sum(s.iterations for s in b.stats), sum(s.trees_done for s in b.stats),
                      sum(s.trees_failed for s in b.stats), dict(b.chains.steps),
                      server_cpu_s=server.cpu_s() - scpu0)
-
-
-# --- Report -----------------------------------------------------------------------------------
-def report(args, esc: ArmResult, base: ArmResult | None, load: tuple[float, float]) -> dict:
-    lat = args.latency_ms / 1000.0
-    chains = list(esc.chains.values())
-    b = bound_s(esc.calls, chains, lat, args.capacity)
-    out = {
-        "seeds": args.seeds, "turns": args.turns, "iterations": args.iterations,
-        "latency_ms": args.latency_ms, "capacity": args.capacity, "reuse": args.reuse,
-        "wall_s": round(esc.wall_s, 3),
-        "baseline_wall_s": round(base.wall_s, 3) if base else None,
-        "speedup_vs_baseline": round(base.wall_s / esc.wall_s, 2) if base else None,
-        "calls": esc.calls,
-        "bound_s": round(b, 3),
-        "bound_throughput_s": round(esc.calls * lat / args.capacity, 3),
-        "bound_chain_s": round(max(chains, default=0) * lat, 3),
-        "longest_chain": max(chains, default=0),
-        "efficiency": round(b / esc.wall_s, 3),
-        "cpu_ms_per_call": round(1000.0 * esc.cpu_s / max(esc.calls, 1), 3),
-        "calls_per_s": round(esc.calls / esc.wall_s, 1),
-        "server_cpu_ms_per_call": round(1000.0 * esc.server_cpu_s / max(esc.calls, 1), 3),
-        "server_utilisation": round(esc.calls * lat / args.capacity / esc.wall_s, 3),
-        "iterations_done": esc.iterations,
-        "trees_done": esc.trees_done,
-        "trees_failed": esc.trees_failed,
-        "nodes": esc.nodes,
-        "calls_saved_by_reuse": esc.cached if args.reuse else 0,
-        "baseline_calls": base.calls if base else None,
-        "baseline_calls_per_s": round(base.calls / base.wall_s, 1) if base else None,
-        "baseline_cpu_ms_per_call": round(1000.0 * base.cpu_s / max(base.calls, 1), 3) if base else None,
-        "load_avg_1m": {"start": round(load[0], 2), "end": round(load[1], 2)},
-        "cpus": os.cpu_count(),
-    }
-    return out
-
-
-def print_table(r: dict) -> None:
-    print(f"{r['seeds']} seeds x {r['turns']} turns, {r['iterations']} iterations/tree, latency "
-          f"{r['latency_ms']:g} ms, capacity {r['capacity']}, answer reuse {'on' if r['reuse'] else 'off'}")
-    print(f"{'arm':<10}{'wall s':>9}{'calls':>8}{'calls/s':>9}{'CPU ms/call':>13}")
-    print(f"{'escpro':<10}{r['wall_s']:>9.2f}{r['calls']:>8}{r['calls_per_s']:>9.1f}{r['cpu_ms_per_call']:>13.3f}")
-    if r["baseline_wall_s"] is not None:
-        print(f"{'baseline':<10}{r['baseline_wall_s']:>9.2f}{r['baseline_calls']:>8}"
-              f"{r['baseline_calls_per_s']:>9.1f}{r['baseline_cpu_ms_per_call']:>13.3f}")
-    print(f"sim server CPU {r['server_cpu_ms_per_call']:.3f} ms/call (its own process, not counted above)")
-    print(f"bound {r['bound_s']:.2f} s (throughput {r['bound_throughput_s']:.2f} s, longest chain "
-          f"{r['longest_chain']} steps = {r['bound_chain_s']:.2f} s); efficiency {r['efficiency']:.3f}; "
-          f"server busy {100 * r['server_utilisation']:.0f}%")
-    if r["speedup_vs_baseline"] is not None:
-        print(f"speedup vs baseline: {r['speedup_vs_baseline']:.2f}x")
-    if r["reuse"]:
-        saved = r["calls_saved_by_reuse"]
-        print(f"answer reuse saved {saved} calls ({100 * saved / max(saved + r['calls'], 1):.1f}% of "
-              f"{saved + r['calls']})")
-    print(f"load average (1 min) {r['load_avg_1m']['start']} -> {r['load_avg_1m']['end']} on "
-          f"{r['cpus']} CPUs; trees done {r['trees_done']}, failed {r['trees_failed']}")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -28,10 +28,10 @@ def _stop_event() -> threading.Event:
 def _serve_sim(host, port, endpoints_out, sim_opts, as_json) -> None:
     from pydantic import ValidationError
 
-    from escpro.config import format_validation_error
     from escpro.roles.backends.sim_server import FaultSettings, make_app, start_server
     from escpro.roles.config import SimSettings
     from escpro.roles.endpoints import write_endpoints
+    from escpro.yamlfile import format_validation_error
 
     try:
         settings = SimSettings(

@@ -39,8 +39,8 @@ training_curve.png, escpro_train.json (how to reload the model).
 
 def _overrides(cli: dict[str, Any], extra: tuple[str, ...], config_path: Path | None) -> dict[str, Any]:
     """Command-line values, which win over the recipe even when one side uses an alias."""
-    from escpro.config import read_yaml
     from escpro.train.config import ALIASES, parse_overrides
+    from escpro.yamlfile import read_yaml
 
     try:
         kv = parse_overrides(extra)
@@ -115,8 +115,8 @@ def train(overrides, method, mode, model, data, out, dialogues, max_steps, resum
 def _llamafactory(config_path: Path | None) -> Any:
     if config_path is None:
         return None
-    from escpro.config import read_yaml
     from escpro.train.lf_yaml import convert, is_llamafactory
+    from escpro.yamlfile import read_yaml
 
     data = read_yaml(config_path)
     return convert(data, str(config_path)) if is_llamafactory(data) else None

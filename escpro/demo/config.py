@@ -17,11 +17,12 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from escpro.config import AppConfig, deep_merge, format_validation_error, read_yaml
+from escpro.config import AppConfig
 from escpro.config_base import Section
 from escpro.errors import ConfigError
 from escpro.paths import data_path
 from escpro.train.config import TrainConfig
+from escpro.yamlfile import deep_merge, format_validation_error, read_yaml
 
 EMBEDDED = "embedded"
 TRAINED_BASE = "trained-base"

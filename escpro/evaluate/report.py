@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from escpro import atomic
 from escpro.errors import ConfigError, DataError
 from escpro.paths import data_path
+from escpro.yamlfile import load_bounded, read_mapping
 
 COLUMNS = ("Q", "B", "Qw", "R-L")
 _KEYS = {"Q": "Q", "B": "B", "Qw": "Qw", "R-L": "rouge_l"}
@@ -26,10 +24,7 @@ _PERCENT = {"Q", "Qw", "R-L"}
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg})") from None
+    data = load_bounded(path, "scores file", error=DataError)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object")
     return data
@@ -85,9 +80,7 @@ def load_reference(path: str | Path | None = None, tables: Sequence[str] | None 
     if tables and any(t.strip().lower() == "all" for t in tables):
         tables = None
     p = Path(path) if path else data_path("eval") / "paper_results.yaml"
-    if not p.is_file():
-        raise ConfigError(f"{p}: reference results not found")
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    data = read_mapping(p, "reference results file")
     rows = []
     wanted = {t.lower().replace("table", "").strip() for t in tables} if tables else None
     for r in data.get("rows", []):

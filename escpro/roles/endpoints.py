@@ -21,7 +21,7 @@ from escpro.errors import ConfigError
 from escpro.fileformat import validate_file
 from escpro.roles.base import ROLES
 from escpro.roles.config import RolesConfig
-from escpro.yamlfile import format_validation_error
+from escpro.yamlfile import format_validation_error, load_bounded
 
 
 def _check_url(v: str) -> str:
@@ -87,27 +87,12 @@ class EndpointsFile(BaseModel):
         return {r: ep for r in ROLES if (ep := getattr(self, r)) is not None}
 
 
-def _read(p: Path) -> Any:
-    if p.suffix != ".json":
-        from escpro.yamlfile import load_yaml_bounded
-
-        return load_yaml_bounded(p, "endpoints file")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}): not an endpoints file") from None
-    except RecursionError:
-        raise ConfigError(f"{p}: nested too deeply: not an endpoints file") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: not valid JSON ({str(exc).splitlines()[0]})") from None
-
-
 def load_endpoints(path: str | Path) -> dict[str, dict[str, Any]]:
     """{role: endpoint} of an endpoints file; ConfigError naming the file and every bad key."""
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: endpoints file not found (write one with `escpro serve --endpoints-out`)")
-    data = _read(p)
+    data = load_bounded(p, "endpoints file")
     parsed = validate_file(EndpointsFile, data, p, unknown_top=f"unknown role (use {', '.join(ROLES)})")
     return {role: ep.model_dump(exclude_none=True) for role, ep in parsed.roles().items()}
 

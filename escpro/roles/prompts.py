@@ -27,11 +27,12 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from escpro import paper_defaults as P
 from escpro.atomic import sha256_text
 from escpro.errors import ConfigError
-from escpro.fileformat import read_yaml, validate_file
+from escpro.fileformat import validate_file
 from escpro.paths import data_path
 from escpro.roles.api import DialogueContext
 from escpro.roles.schemas import json_keys_hint, reward_schema, strategy_schema
 from escpro.taxonomy import Taxonomy
+from escpro.yamlfile import load_bounded
 
 PROMPT_ROLES: tuple[str, ...] = ("seeker", "supporter", "strategy", "reward")
 SEEKER_LABEL = "Seeker"
@@ -139,9 +140,7 @@ class TemplateFile(BaseModel):
 
 
 def _load_one(role: str, path: Path) -> RoleTemplate:
-    if not path.exists():
-        raise ConfigError(f"{path}: prompt template not found")
-    data = read_yaml(path, "prompt template")
+    data = load_bounded(path, "prompt template")
     text = path.read_text(encoding="utf-8")
     parts = validate_file(TemplateFile, data, path, context={"role": role})
     return RoleTemplate(

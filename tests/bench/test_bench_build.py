@@ -4,7 +4,6 @@ figures are measured by running the script (docs/performance.md)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,19 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "bench_build.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_build", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_build"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bb = _load()
+bb = load_script(SCRIPT)
 
 
 def test_bound_is_the_larger_of_throughput_and_longest_chain():

@@ -4,25 +4,16 @@ real vLLM (minutes); its figures are in docs/serving.md."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 from escpro.demo.served import SERVING_FILE
 from escpro.roles.serving import load_serving, server_command, server_env
+from tests.helpers import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_vllm.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_vllm", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_vllm"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bv = _load()
+bv = load_script(SCRIPT)
 
 
 def _served(over: dict):

@@ -9,10 +9,10 @@ import shutil
 import subprocess
 import sys
 
-import duckdb
 import pytest
 
 from tests.errors.conftest import DEMO_SEEDS, ROOT
+from tests.helpers import db_rows
 
 CONFIG = """
 roles:
@@ -34,12 +34,8 @@ def _build(db, cfg, *extra):
 
 
 def _rows(db):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute("SELECT node_id, kind, strategy, q, n, supporter_text, seeker_text "
-                           "FROM nodes ORDER BY node_id").fetchall()
-    finally:
-        con.close()
+    return db_rows(db, "SELECT node_id, kind, strategy, q, n, supporter_text, seeker_text "
+                       "FROM nodes ORDER BY node_id")
 
 
 @pytest.fixture

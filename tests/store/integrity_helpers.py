@@ -13,8 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import yaml
+
+from tests.helpers import db_rows
 
 ROLES = ("seeker", "supporter", "strategy", "reward")
 
@@ -32,12 +33,7 @@ def run_cli(*args, timeout=240) -> subprocess.CompletedProcess:
     return subprocess.run(escpro(*args), capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def q(db, sql, params=None):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+q = db_rows  # the integrity tests' short name
 
 
 def one_line_error(res) -> str:

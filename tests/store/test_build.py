@@ -11,6 +11,7 @@ from escpro.build.run import BuildOptions, run_build
 from escpro.config import load_config
 from escpro.errors import EscproError
 from escpro.store.merge import merge_files
+from tests.helpers import db_rows
 
 
 def build(seeds, db, cfg_path, **kw):
@@ -18,12 +19,7 @@ def build(seeds, db, cfg_path, **kw):
     return run_build(opts).to_dict()
 
 
-def q(db, sql, params=None):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+q = db_rows
 
 
 def test_sim_build_trees_follow_the_rules(tmp_path, seeds_file, build_helpers):

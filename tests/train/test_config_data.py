@@ -14,17 +14,10 @@ from escpro import paper_defaults as P
 from escpro.errors import DataError
 from escpro.train.config import TrainConfig, parse_overrides
 from escpro.train.data import load_train_data
+from tests.helpers import GEMMA2_TEMPLATE
 
 REPO = Path(__file__).resolve().parents[2]
 
-GEMMA2_TEMPLATE = (  # google/gemma-2-9b-it's official template: it rejects a system role
-    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
-    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
-    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
-    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
-)
 
 
 def test_importing_train_config_does_not_import_torch():

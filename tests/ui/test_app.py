@@ -19,6 +19,7 @@ from escpro.extract.tree import history_before, node_turns
 from escpro.taxonomy import load_taxonomy
 from escpro.ui.app import create_app
 from escpro.ui.options import UiOptions
+from tests.helpers import load_script
 
 BASE = "http://127.0.0.1"
 HTML = {"accept": "text/html"}
@@ -261,12 +262,9 @@ def test_loopback_refuses_foreign_host_header(ui_data):
 
 
 def test_large_tree_is_served_level_by_level(tmp_path):
-    import importlib.util
     import time
 
-    spec = importlib.util.spec_from_file_location("bigtree", Path(__file__).with_name("bigtree.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(Path(__file__).with_name("bigtree.py"))
     db = tmp_path / "big.duckdb"
     n = mod.write_big_tree(db, depth=4, width=8)
     assert n == 4681

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import db_rows
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,11 +102,5 @@ def test_ui_reads_while_a_build_writes(tmp_path):
 
 
 def node_rows(path: Path) -> list[tuple]:
-    import duckdb
-
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute("SELECT node_id, kind, strategy, prior, q, n, supporter_text, seeker_text "
-                           "FROM nodes ORDER BY node_id").fetchall()
-    finally:
-        con.close()
+    return db_rows(path, "SELECT node_id, kind, strategy, prior, q, n, supporter_text, seeker_text "
+                         "FROM nodes ORDER BY node_id")
