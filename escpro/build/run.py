@@ -186,12 +186,14 @@ def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> Build
     lock = BuildLock(Path(opts.db), opts.config.build.lock_timeout_s)
     lock.acquire()
     try:
-        return _run_build(opts, progress, roleset)
+        return _run_build(opts, progress, roleset, fresh=lock.created)
     finally:
         lock.release()  # also removes the file it created if the build stopped before writing
 
 
-def _run_build(opts: BuildOptions, progress: bool, roleset) -> BuildResult:
+def _run_build(opts: BuildOptions, progress: bool, roleset, fresh: bool = False) -> BuildResult:
+    """`fresh`: the build lock has just created the file (escpro's tables, no rows), so there is
+    nothing to read back (one open of the file fewer at start-up)."""
     from escpro.seeds.load import load_seeds
 
     cfg = opts.config
@@ -216,7 +218,7 @@ def _run_build(opts: BuildOptions, progress: bool, roleset) -> BuildResult:
     random_seed = opts.random_seed
     tids = [ids.tree_id(seeds.sha256, d.index) for d in chosen]
     old = Existing()
-    if not opts.dry_run:
+    if not opts.dry_run and not fresh:
         old = read_existing(db, tids, resume=opts.resume, retry_failed=opts.retry_failed,
                             timeout_s=cfg.build.lock_timeout_s)
     if old.runs:

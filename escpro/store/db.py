@@ -96,11 +96,11 @@ def _open_error(path: Path, exc: BaseException) -> StoreError:
 
 
 def connect(
-    path: str | Path, *, read_only: bool = False, timeout_s: float = 10.0
+    path: str | Path, *, read_only: bool = False, timeout_s: float = 10.0, threads: int | None = None
 ) -> duckdb.DuckDBPyConnection:
     """Open the file, retrying with backoff while another process holds its lock (the build
     holds it only while it commits). Read-only connections are locked down (READ_CONFIG); no
-    connection loads extensions."""
+    connection loads extensions. `threads` caps DuckDB's worker threads (default: one per core)."""
     path = Path(path)
     if path.exists() or path.is_symlink():
         sniff(path)
@@ -111,8 +111,10 @@ def connect(
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only,
-                                  config=dict(config) if read_only else {**storage_config(), **config})
+            cfg = dict(config) if read_only else {**storage_config(), **config}
+            if threads is not None:
+                cfg["threads"] = threads
+            return duckdb.connect(str(path), read_only=read_only, config=cfg)
         except (duckdb.IOException, duckdb.Error) as exc:
             if not is_lock_error(exc):
                 raise _open_error(path, exc) from None

@@ -35,6 +35,7 @@ from escpro.store.db import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+WRITER_THREADS = 1  # DuckDB threads of the build writer's connection (see BatchWriter._open)
 
 
 def now_utc() -> datetime:
@@ -285,5 +286,7 @@ class BatchWriter:
         return fn(self._con)
 
     def _open(self, wait_s: float) -> None:
-        self._con = connect(self.path, timeout_s=wait_s)
+        # One DuckDB thread: a commit is a few thousand rows, which a second thread does not
+        # speed up but costs CPU to coordinate (~0.01 ms per build call, docs/performance.md).
+        self._con = connect(self.path, timeout_s=wait_s, threads=WRITER_THREADS)
         self.opens += 1  # closing it after the commit folds the write-ahead log into the file
