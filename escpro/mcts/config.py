@@ -58,8 +58,11 @@ class BuildConfig(Section):
         "max_consecutive_failures / (1 - share), at most this many times max_consecutive_failures "
         "(1 = a fixed budget)",
     )
+    # Each commit opens the file, writes and closes it (so readers get in between): ~50 ms of
+    # writer CPU on a build's file, ~20% of a build's CPU at 2 s against the simulator; at 5 s
+    # a crash loses at most 5 s of iterations (re-run on --resume) (docs/performance.md).
     commit_interval_s: float = Field(
-        2.0, gt=0, description="seconds between commits of finished iterations to DuckDB"
+        5.0, gt=0, description="seconds between commits of finished iterations to DuckDB"
     )
     commit_max_rows: int = Field(20000, ge=1, description="commit early when this many rows wait")
     lock_timeout_s: float = Field(
