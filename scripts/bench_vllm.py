@@ -232,7 +232,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--endpoints", type=Path, help="use a running server (else serving/cpu.yaml is started)")
     ap.add_argument("--config", type=Path, default=REPO / "configs" / "build" / "vllm-cpu.yaml")
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=6,
+                    help="trees: the first N demo seeds (6 = all; 2 trees cannot keep a fast CPU engine busy)")
     ap.add_argument("--iterations", type=int, default=1)
     ap.add_argument("--tree-parallel", type=int, default=1,
                     help="iterations of one tree in flight (more concurrent calls from few trees)")
