@@ -263,6 +263,10 @@ class BatchWriter:
     async def close(self, then: Callable[[duckdb.DuckDBPyConnection], T] | None = None) -> T | None:
         """Commit what waits; `then(connection)` runs on the file afterwards (the build's
         summary counts, while the build still holds its lock)."""
+        # The summary counts run on the last commit's connection: one open (and one checkpoint
+        # at close) fewer at the end of every build. Set before the loop wakes: its last flush
+        # is usually the one that commits the final rows.
+        self._keep_open = then is not None
         self._closing = True
         self._wake.set()
         try:
@@ -270,9 +274,6 @@ class BatchWriter:
                 await self._task
             if self.error is not None:
                 raise self.error
-            # The summary counts run on the last commit's connection: one open (and one
-            # checkpoint at close) fewer at the end of every build.
-            self._keep_open = then is not None
             await self.flush(final=True)
             if then is not None:
                 return await asyncio.to_thread(self._on_file, then)
@@ -286,6 +287,8 @@ class BatchWriter:
         return fn(self._con)
 
     def _open(self, wait_s: float) -> None:
+        if self._con is not None:  # kept open for the summary (close): commit on it
+            return
         # One DuckDB thread: a commit is a few thousand rows, which a second thread does not
         # speed up but costs CPU to coordinate (~0.01 ms per build call, docs/performance.md).
         self._con = connect(self.path, timeout_s=wait_s, threads=WRITER_THREADS)
