@@ -42,9 +42,10 @@ from escpro.mcts.tree import (
 from escpro.roles.api import Judgement
 from escpro.store.ids import node_id
 
-# A tree's calls per iteration before it has run one (only orders the waiting calls of trees
-# that have not started against those that have: a full iteration of the paper's search makes
-# ~22 calls, an end node's judgement 1; a mid value keeps new trees from starving or jumping).
+# A tree's calls per iteration before it has run one (only orders the calls of a tree in its
+# first iteration against those of trees further on: a full iteration of the paper's search
+# makes ~22 calls, an end node's judgement 1; a mid value keeps new trees from starving or
+# jumping). Gold initialisations go before both (GOLD_PRIORITY).
 PRIOR_CALLS_PER_ITERATION = 10.0
 # Where a tree's gold initialisation queues: before any iteration's call (lower goes first).
 GOLD_PRIORITY = float("-inf")
