@@ -29,7 +29,7 @@ from escpro.store import ids
 from escpro.store.lock import BuildLock
 from escpro.store.reader import build_counts
 from escpro.store.schema import DATA_RULES_VERSION, SCHEMA_VERSION
-from escpro.store.writer import BatchWriter, init_db, now_utc
+from escpro.store.writer import BatchWriter, RunRecord, now_utc, run_record
 from escpro.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -185,10 +185,14 @@ def run_build(opts: BuildOptions, progress: bool = False, roleset=None) -> Build
         raise ConfigError("--retry-failed: only with --resume (it re-runs the failed trees of a build)")
     lock = BuildLock(Path(opts.db), opts.config.build.lock_timeout_s)
     lock.acquire()
+    result = None
     try:
-        return _run_build(opts, progress, roleset, fresh=lock.created)
+        result = _run_build(opts, progress, roleset, fresh=lock.created)
+        return result
     finally:
-        lock.release()  # also removes the file it created if the build stopped before writing
+        # A build that returns has recorded its run; one that stopped early may not have, and
+        # the file the lock created is then removed if it holds no run.
+        lock.release(recorded=result is not None)
 
 
 def _run_build(opts: BuildOptions, progress: bool, roleset, fresh: bool = False) -> BuildResult:
@@ -237,8 +241,8 @@ def _run_build(opts: BuildOptions, progress: bool, roleset, fresh: bool = False)
                 json.dumps(seed_record(d), ensure_ascii=False))
         for tid, d in zip(tids, chosen, strict=True)
     ]
-    init_db(db, run_row, _pending_rows(jobs, existing, run_id), cfg.build.lock_timeout_s)
-    stats, stored = _grow(db, cfg, roleset, run_id, jobs, progress)
+    record = run_record(run_row, _pending_rows(jobs, existing, run_id))
+    stats, stored = _grow(db, cfg, roleset, run_id, jobs, progress, record)
     if tmpdir is not None:
         tmpdir.cleanup()
     return BuildResult(
@@ -311,9 +315,9 @@ def _pending_rows(jobs: list[SeedJob], existing: dict, run_id: str) -> list[dict
 
 
 def _grow(db: Path, cfg: AppConfig, roleset, run_id: str, jobs: list[SeedJob],
-          progress: bool) -> tuple[BuildStats, StoredCounts]:
-    """Run the scheduler over the jobs with one batch writer; what the file holds at the end is
-    counted on the writer's still-open connection."""
+          progress: bool, record: RunRecord) -> tuple[BuildStats, StoredCounts]:
+    """Run the scheduler over the jobs with one batch writer, which records the run first; what
+    the file holds at the end is counted on the writer's still-open connection."""
     from escpro.progress import BuildProgress
 
     bar = BuildProgress([(j.tree_id, int((j.tree_row or {}).get("iterations") or 0)) for j in jobs
@@ -325,7 +329,7 @@ def _grow(db: Path, cfg: AppConfig, roleset, run_id: str, jobs: list[SeedJob],
     async def main() -> BuildStats:
         _cancel_on_signals(asyncio.current_task())
         writer = BatchWriter(db, cfg.build.commit_interval_s, cfg.build.commit_max_rows,
-                             cfg.build.lock_timeout_s)
+                             cfg.build.lock_timeout_s, record=record)
         writer.start()
         sched = Scheduler(roleset, cfg.build, bar.observe(writer.put), run_id,
                           progress=bar.update if progress else None)

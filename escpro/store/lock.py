@@ -54,12 +54,14 @@ class BuildLock:
             ) from None
         self._fd = fd
 
-    def release(self) -> None:
-        """Let go of the file; a file this lock created and no run was recorded in is removed."""
+    def release(self, recorded: bool = False) -> None:
+        """Let go of the file; a file this lock created and no run was recorded in is removed.
+        `recorded`: the build says it recorded its run (it finished), so the file is not opened
+        again to look (one open of the file fewer at the end of a new build)."""
         if self._fd is None:
             return
         try:
-            if self.created:
+            if self.created and not recorded:
                 _remove_if_empty(self.db.resolve())
         finally:
             os.close(self._fd)
