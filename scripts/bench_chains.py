@@ -22,22 +22,28 @@ def bound_s(calls: int, chains: Sequence[int], latency_s: float, capacity: int) 
 
 @dataclass
 class Chains:
-    """Per tree: calls in flight now, and the steps so far. A call that starts while none of its
-    tree's calls is in flight opens a new step; one that starts beside others joins theirs."""
+    """Per tree: its longest chain of dependent calls so far. A call can depend only on the calls
+    of its tree that had finished when it was sent (sent, not started: a wait for a server slot
+    does not count), so its step is one after the latest of theirs; calls sent together, or
+    beside a call still running, share a step.
 
-    in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    (The simpler count, "a call sent while none of its tree's calls is in flight opens a step",
+    is the same while a tree's calls go in lockstep, but misses steps once they overlap
+    staggered: a rollout's judgement runs beside a Seeker call and is still in flight when the
+    next Strategy call is sent.)"""
+
     steps: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, tree: str) -> None:
+    def start(self, tree: str) -> int:
+        """A call of `tree` is sent: its step (pass it to `end`)."""
         with self.lock:
-            if self.in_flight[tree] == 0:
-                self.steps[tree] += 1
-            self.in_flight[tree] += 1
+            return self.steps[tree] + 1
 
-    def end(self, tree: str) -> None:
+    def end(self, tree: str, step: int) -> None:
         with self.lock:
-            self.in_flight[tree] -= 1
+            if step > self.steps[tree]:
+                self.steps[tree] = step
 
 
 class ChainCounting:
@@ -56,13 +62,12 @@ class ChainCounting:
 
     async def generate(self, requests):
         trees = [str(r.meta.get("tree_id")) for r in requests]
-        for t in trees:
-            self._chains.start(t)
+        steps = [self._chains.start(t) for t in trees]
         try:
             return await self._inner.generate(requests)
         finally:
-            for t in trees:
-                self._chains.end(t)
+            for t, step in zip(trees, steps, strict=True):
+                self._chains.end(t, step)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

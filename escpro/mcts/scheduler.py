@@ -18,12 +18,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from escpro.mcts.calls import CallRecorder
 from escpro.mcts.config import BuildConfig
 from escpro.mcts.parallel import TreeParallelSearch
 from escpro.mcts.restore import CorruptTree, restore_state
 from escpro.mcts.search import TreeSearch
 from escpro.mcts.state import Delta, TreeState
-from escpro.mcts.world import BadSeed, CallRecorder, DialogueWorld, gold_layout
+from escpro.mcts.world import BadSeed, DialogueWorld, gold_layout
 from escpro.roles.api import RoleSet
 from escpro.seeds.model import Dialogue
 

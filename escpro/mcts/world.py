@@ -10,17 +10,16 @@ replayed iteration after a crash writes exactly the rows the lost one would have
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from escpro.dialogue import Utterance, gold_split, node_turns
+from escpro.mcts.calls import CallRecorder
 from escpro.mcts.protocol import Action, Extension, GoldPath, GoldStep, IterationFailed
 from escpro.mcts.tree import Node, gold_child_priors, greedy_strategy
-from escpro.roles.api import DialogueContext, Judgement, Outcome, RoleSet, SeekerTurn
+from escpro.roles.api import DialogueContext, Judgement, RoleSet, SeekerTurn
 from escpro.seeds.model import Dialogue
-from escpro.store.ids import call_id, node_id
 
 
 class BadSeed(ValueError):
@@ -42,6 +41,14 @@ class GoldLayout:
     @property
     def root_seeker_text(self) -> str:
         return next(u.text for u in reversed(self.root_history) if u.speaker == "seeker")
+
+
+@dataclass(frozen=True)
+class RolledState:
+    """A state of a rollout, with its judgement already on its way (DialogueWorld.roll_out)."""
+
+    context: DialogueContext
+    judgement: asyncio.Future
 
 
 def gold_layout(d: Dialogue, strategy_names: list[str]) -> GoldLayout:
@@ -86,103 +93,6 @@ def judged_context(ctx: DialogueContext) -> DialogueContext:
     if kept == hist:
         return ctx
     return DialogueContext(ctx.scene, ctx.situation, kept)
-
-
-@dataclass
-class _IterCalls:
-    """The calls of one iteration: its number and the next call's position in it."""
-
-    iteration: int
-    seq: int = 0
-    last_error: str | None = None
-
-
-# The current iteration of the running task: with tree-parallel search several iterations of
-# one tree run as separate tasks, each numbering its own calls.
-_CURRENT: contextvars.ContextVar[_IterCalls | None] = contextvars.ContextVar(
-    "escpro_iteration_calls", default=None
-)
-
-
-@dataclass
-class CallRecorder:
-    """Collects llm_calls rows of one tree; the search drains them at each commit point."""
-
-    run_id: str
-    tree_id: str
-    rows: list[dict]
-    failures: int = 0
-    # Where the backends queue this tree's calls when more wait than the server takes (lower
-    # first; None: by iteration). The search sets it to minus its estimate of the calls left.
-    priority: float | None = None
-    # How many times in a row this tree's last iterations failed: the role set varies a retried
-    # iteration's sampling by it, so an answer that failed for its request is not asked again.
-    retry_round: int = 0
-
-    def start_iteration(self, iteration: int) -> None:
-        """Number the calls of the current task from 0 under `iteration`."""
-        _CURRENT.set(_IterCalls(iteration))
-
-    @property
-    def _cur(self) -> _IterCalls:
-        cur = _CURRENT.get()
-        if cur is None:
-            cur = _IterCalls(0)
-            _CURRENT.set(cur)
-        return cur
-
-    @property
-    def iteration(self) -> int:
-        return self._cur.iteration
-
-    @property
-    def last_error(self) -> str | None:
-        return self._cur.last_error
-
-    def next_meta(self, path: tuple[int, ...] | None) -> dict[str, Any]:
-        cur = self._cur
-        cid = call_id(self.tree_id, cur.iteration, cur.seq)
-        cur.seq += 1
-        return {
-            "call_id": cid,
-            "tree_id": self.tree_id,
-            "node_id": node_id(self.tree_id, path) if path is not None else None,
-            "iteration": cur.iteration,
-        }
-
-    def call_priority(self) -> float:
-        """Where the next call queues: the search's estimate (minus the tree's remaining work),
-        else the iteration (the tree furthest behind first)."""
-        return self.priority if self.priority is not None else self._cur.iteration
-
-    def record(self, meta: dict[str, Any], outcome: Outcome) -> None:
-        r = outcome.result
-        req = r.request
-        if r.status != "ok" or outcome.value is None:
-            self.failures += 1
-            self._cur.last_error = f"{req.role}: {r.status}: {r.error or 'no value'}"
-        self.rows.append(
-            {
-                "call_id": meta["call_id"],
-                "run_id": self.run_id,
-                "tree_id": self.tree_id,
-                "node_id": meta["node_id"],
-                "iteration": meta["iteration"],
-                "role": req.role,
-                "backend": r.backend,
-                "model": r.model,
-                "prompt_hash": req.key(r.model),
-                "prompt_tokens": int(r.prompt_tokens or 0),
-                "completion_tokens": int(r.completion_tokens or 0),
-                "latency_ms": float(r.latency_ms or 0.0),
-                "status": r.status if outcome.value is not None or r.status != "ok" else "invalid",
-                "error": r.error,
-                "response": r.text,
-                "attempts": int(r.attempts or 1),
-                "cached": bool(r.cached),
-                "truncated_turns": int(r.truncated_turns or 0),
-            }
-        )
 
 
 class DialogueWorld:
@@ -316,34 +226,62 @@ class DialogueWorld:
         return [Action(names.index(st), st, p, scores.get(st))
                 for st, p in self.roles.prior(scores).items()]
 
-    async def roll_out(self, node: Node, max_rounds: int) -> list[DialogueContext]:
+    async def roll_out(self, node: Node, max_rounds: int) -> list[RolledState]:
         """Greedy rounds from `node` (Strategy, Supporter with the top strategy, Seeker), up to
-        max_rounds, stopping early at an end. Returns the contexts to judge: the node's own,
-        then one per rolled-out supporter turn. Rolled-out turns are not tree nodes."""
-        cur = self.context(node)
-        ctxs = [cur]
-        for _ in range(max_rounds):
-            scores = await self.score(cur, node.path)
-            if scores is None:
-                break
-            strat = greedy_strategy(scores)
-            sup = await self.support(cur, strat, node.path)
-            if sup is None:
-                break
-            cur = cur.extend(Utterance("supporter", sup, strat))
-            seek = await self.seek(cur, node.path)
-            if seek is None:
-                ctxs.append(cur)
-                break
-            if seek.text or not seek.is_end:
-                cur = cur.extend(Utterance("seeker", seek.text))
-            ctxs.append(cur)
-            if seek.is_end:
-                break
-        return ctxs
+        max_rounds, stopping early at an end. Returns the states to judge: the node's own, then
+        one per rolled-out supporter turn. Rolled-out turns are not tree nodes.
 
-    async def judge(self, node: Node, states: Sequence[DialogueContext] | None) -> list[Judgement | None]:
-        return await self.judge_many(list(states) if states is not None else [self.context(node)], node.path)
+        Each state's judgement starts as soon as the dialogue it rates is known: the judge sees
+        the dialogue up to the state's supporter turn (`judged_context`), so it need not wait
+        for the seeker's answer, and the last judgement runs beside the last Seeker call instead
+        of after it. Same requests, same answers as judging every state at the end (a call's
+        sampling seed does not depend on when it is sent); one step fewer per rollout."""
+        cur = self.context(node)
+        states = [RolledState(cur, self._judge_soon(cur, node.path))]
+        try:
+            for _ in range(max_rounds):
+                scores = await self.score(cur, node.path)
+                if scores is None:
+                    break
+                strat = greedy_strategy(scores)
+                sup = await self.support(cur, strat, node.path)
+                if sup is None:
+                    break
+                cur = cur.extend(Utterance("supporter", sup, strat))
+                # Judged whatever the seeker says next: a failed Seeker call still leaves this
+                # state (without its reply), an end without words too.
+                judging = self._judge_soon(cur, node.path)
+                seek = await self.seek(cur, node.path)
+                if seek is not None and (seek.text or not seek.is_end):
+                    cur = cur.extend(Utterance("seeker", seek.text))
+                states.append(RolledState(cur, judging))
+                if seek is None or seek.is_end:
+                    break
+        except BaseException:
+            for st in states:
+                if not st.judgement.cancel() and not st.judgement.cancelled():
+                    st.judgement.exception()  # a finished one: its outcome is not wanted now
+            raise
+        return states
+
+    async def judge(self, node: Node, states: Sequence[Any] | None) -> list[Judgement | None]:
+        """One judgement per state: a rollout's states already carry theirs (roll_out)."""
+        if states is None:
+            return await self.judge_many([self.context(node)], node.path)
+        if all(isinstance(st, RolledState) for st in states):
+            return list(await asyncio.gather(*(st.judgement for st in states)))
+        return await self.judge_many([getattr(st, "context", st) for st in states], node.path)
+
+    def _judge_soon(self, ctx: DialogueContext, path) -> asyncio.Task:
+        """Start the judgement of `ctx`; its call id is taken now, so ids follow the order the
+        calls are made in."""
+        meta, kw = self._call(path)
+        return asyncio.ensure_future(self._judged(judged_context(ctx), meta, kw))
+
+    async def _judged(self, ctx: DialogueContext, meta: dict, kw: dict) -> Judgement | None:
+        out = await self.roles.judge(ctx, **kw)
+        self.rec.record(meta, out)
+        return out.value
 
     # ---- role calls (each one recorded) ----
     def _call(self, path) -> tuple[dict[str, Any], dict[str, Any]]:

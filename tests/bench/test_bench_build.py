@@ -36,12 +36,30 @@ def test_bound_is_the_larger_of_throughput_and_longest_chain():
 def test_chain_steps_count_concurrent_calls_of_a_tree_once():
     c = bb.Chains()
     # tree a: one call, then three together (gathered judgements), then one: 3 steps
-    for op, tree in (("start", "a"), ("end", "a"),
-                     ("start", "a"), ("start", "a"), ("start", "b"), ("start", "a"),
-                     ("end", "a"), ("end", "a"), ("end", "b"), ("end", "a"),
-                     ("start", "a"), ("end", "a")):
-        getattr(c, op)(tree)
+    s1 = c.start("a")
+    c.end("a", s1)
+    sent = [("a", c.start("a")), ("a", c.start("a")), ("b", c.start("b")), ("a", c.start("a"))]
+    for tree, step in sent:
+        c.end(tree, step)
+    s3 = c.start("a")
+    c.end("a", s3)
     assert dict(c.steps) == {"a": 3, "b": 1}
+
+
+def test_chain_steps_follow_dependencies_when_calls_overlap_staggered():
+    """A rollout whose judgements run beside its next calls: judge0 with Strategy, Supporter
+    while judge0 still runs, then Seeker with judge1. Three dependent steps (Strategy ->
+    Supporter -> Seeker); a count of "nothing in flight -> new step" would say 2."""
+    c = bb.Chains()
+    judge0, strategy = c.start("a"), c.start("a")
+    c.end("a", strategy)
+    supporter = c.start("a")  # judge0 is still in flight
+    c.end("a", judge0)
+    c.end("a", supporter)
+    judge1, seeker = c.start("a"), c.start("a")
+    c.end("a", seeker)
+    c.end("a", judge1)
+    assert dict(c.steps) == {"a": 3}
 
 
 def test_seed_records_have_the_requested_shape():

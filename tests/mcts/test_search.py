@@ -12,11 +12,12 @@ import math
 
 import pytest
 
+from escpro.mcts.calls import CallRecorder
 from escpro.mcts.config import BuildConfig
 from escpro.mcts.scheduler import search_class
 from escpro.mcts.state import TreeState
 from escpro.mcts.tree import walk
-from escpro.mcts.world import BadSeed, CallRecorder, DialogueWorld, gold_layout
+from escpro.mcts.world import BadSeed, DialogueWorld, gold_layout
 
 P_HI, P_MID, P_LO = (math.exp(x) / (math.exp(1) + math.exp(0.6) + math.exp(0.2)) for x in (1, 0.6, 0.2))
 
@@ -130,8 +131,15 @@ def test_iteration_with_rollout_by_hand(scripted, make_dialogue):
     js = deltas[-2].judgements or deltas[-1].judgements
     assert [j["turn_offset"] for j in js] == [0, 1, 2]
     assert all(j["node_id"] == "tree/r.1.0" for j in js)
-    # The r + 1 judgements were in flight together.
-    assert roles.max_in_flight >= 3
+    # Each judgement is sent once the dialogue it rates is known (up to its supporter turn):
+    # the last one goes out before the last Seeker call and runs beside it, so the rollout's
+    # judge step overlaps that Seeker step instead of following it.
+    sent = sorted((int(m["call_id"].rsplit(":", 1)[1]), role)
+                  for (role, _, _), m in zip(roles.log, roles.raw_metas, strict=True)
+                  if m.get("iteration") == 1)
+    assert [role for _, role in sent][-2:] == ["reward", "seeker"]
+    assert [role for _, role in sent].count("reward") == 3
+    assert roles.max_in_flight >= 2
 
 
 def test_full_iteration_costs_22_calls(scripted, make_dialogue):

@@ -67,7 +67,7 @@ def test_priority_is_the_requests_typed_field_never_its_meta():
 
 
 def test_the_build_queues_by_remaining_work_else_by_iteration():
-    from escpro.mcts.world import CallRecorder
+    from escpro.mcts.calls import CallRecorder
 
     rec = CallRecorder("run", "tree", [])
     rec.start_iteration(7)
