@@ -237,7 +237,8 @@ class DialogueWorld:
         of after it. Same requests, same answers as judging every state at the end (a call's
         sampling seed does not depend on when it is sent); one step fewer per rollout."""
         cur = self.context(node)
-        states = [RolledState(cur, self._judge_soon(cur, node.path))]
+        judging = [self._judge_soon(cur, node.path)]  # one per state, in state order
+        states = [RolledState(cur, judging[0])]
         try:
             for _ in range(max_rounds):
                 scores = await self.score(cur, node.path)
@@ -250,17 +251,17 @@ class DialogueWorld:
                 cur = cur.extend(Utterance("supporter", sup, strat))
                 # Judged whatever the seeker says next: a failed Seeker call still leaves this
                 # state (without its reply), an end without words too.
-                judging = self._judge_soon(cur, node.path)
+                judging.append(self._judge_soon(cur, node.path))
                 seek = await self.seek(cur, node.path)
                 if seek is not None and (seek.text or not seek.is_end):
                     cur = cur.extend(Utterance("seeker", seek.text))
-                states.append(RolledState(cur, judging))
+                states.append(RolledState(cur, judging[-1]))
                 if seek is None or seek.is_end:
                     break
         except BaseException:
-            for st in states:
-                if not st.judgement.cancel() and not st.judgement.cancelled():
-                    st.judgement.exception()  # a finished one: its outcome is not wanted now
+            for task in judging:
+                if not task.cancel() and not task.cancelled():
+                    task.exception()  # a finished one: its outcome is not wanted now
             raise
         return states
 

@@ -142,6 +142,38 @@ def test_iteration_with_rollout_by_hand(scripted, make_dialogue):
     assert roles.max_in_flight >= 2
 
 
+def test_a_cancelled_rollout_leaves_no_judgement_running(scripted, make_dialogue):
+    """A build stopped mid-rollout (Ctrl-C cancels the trees): the judgements the rollout had
+    already sent are cancelled with it, none is left running or unawaited."""
+    roles = scripted()
+    started = []
+
+    async def hanging_judge(ctx, **kw):
+        started.append(kw["meta"]["call_id"])
+        await asyncio.Event().wait()
+
+    async def hanging_seeker(ctx, **kw):
+        await asyncio.Event().wait()
+
+    roles.judge, roles.seek = hanging_judge, hanging_seeker
+    search, _ = make_search(roles, make_dialogue(strategies=("A", "B")), max_iterations=1)
+
+    async def go():
+        await search.init_gold()
+        child = search.s.root.children[0]
+        task = asyncio.ensure_future(search.world.roll_out(child, 2))
+        while len(started) < 2:  # the child's own judgement and the first round's, sent
+            await asyncio.sleep(0)  # while the first round's Seeker call hangs
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert asyncio.run(go()) == []
+    assert len(started) == 2
+
+
 def test_full_iteration_costs_22_calls(scripted, make_dialogue):
     roles = scripted()
     search, deltas = make_search(roles, make_dialogue(), max_iterations=1, sim_max_rounds=4,
