@@ -14,7 +14,7 @@ from escpro.mcts.state import Delta
 from escpro.store import ids
 from escpro.store.db import StoreError, connect, ensure_schema
 from escpro.store.schema import COLUMNS, RowError
-from escpro.store.writer import Batch, BatchWriter, write_batch
+from escpro.store.writer import Batch, BatchWriter, run_record, write_batch
 
 
 def full(table, **values):
@@ -115,6 +115,41 @@ def test_writer_waits_for_a_reader_then_commits_or_gives_up(tmp_path, lock_timeo
             con.close()
         else:
             with pytest.raises(StoreError, match="kept the file locked .* continue with --resume"):
+                asyncio.run(main())
+    finally:
+        reader.wait(timeout=30)
+
+
+@pytest.mark.parametrize("lock_timeout,ok", [(20.0, True), (0.4, False)])
+def test_the_run_record_waits_for_a_reader_while_the_build_goes_on(tmp_path, lock_timeout, ok):
+    """The build's first write (its runs row and pending trees) happens in the writer's thread
+    while the first calls go out; a reader holding the file delays it (the deltas wait behind
+    it, in order) or, past lock_timeout_s, stops the build with one error."""
+    db = tmp_path / "w.duckdb"
+    con = connect(db)
+    ensure_schema(con)
+    con.close()
+    reader = _hold_lock(db, 1.5)
+    rec = run_record(full("runs", run_id="r1", schema_version=1, config={"a": 1}),
+                     [tree(tree_id="t", run_id="r1", status="pending", iterations=0)])
+
+    async def main():
+        w = BatchWriter(db, interval_s=0.1, lock_timeout_s=lock_timeout, record=rec)
+        w.start()
+        await asyncio.sleep(0.6)  # the search goes on meanwhile
+        await w.put(Delta(tree(tree_id="t", run_id="r1", status="done", iterations=1),
+                          nodes=[node("t/r", 0.5, 101, "root")]))
+        await w.close()
+
+    try:
+        if ok:
+            asyncio.run(main())
+            con = duckdb.connect(str(db), read_only=True)
+            assert con.execute("SELECT run_id, config FROM runs").fetchall() == [("r1", '{"a": 1}')]
+            assert con.execute("SELECT status, iterations FROM trees").fetchall() == [("done", 1)]
+            con.close()
+        else:
+            with pytest.raises(StoreError, match="still locked by another process"):
                 asyncio.run(main())
     finally:
         reader.wait(timeout=30)
