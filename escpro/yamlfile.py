@@ -101,6 +101,14 @@ def load_bounded(path: str | Path, what: str = "config file", *,
     The one reader of every small structured file a user hands escpro; the shape is the caller's
     pydantic model's business."""
     p = Path(path)
+    return parse_bounded(p, read_bounded_text(p, what, error=error), what, error=error)
+
+
+def read_bounded_text(path: str | Path, what: str = "config file", *,
+                      error: type[EscproError] = ConfigError) -> str:
+    """The text of a small structured file (the checks of load_bounded before parsing), for a
+    caller that keeps the text itself too (a prompt template's hash in the run record)."""
+    p = Path(path)
     try:
         size = p.stat().st_size
     except FileNotFoundError:
@@ -110,12 +118,17 @@ def load_bounded(path: str | Path, what: str = "config file", *,
     if size > MAX_CONFIG_BYTES:
         raise error(f"{p}: {size} bytes; {_an(what)} is at most {MAX_CONFIG_BYTES} bytes")
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{p}: not UTF-8 text (byte {exc.start}): not {_an(what)}") from None
-    data = _parse(p, text, what, error)
+
+
+def parse_bounded(path: Path, text: str, what: str = "config file", *,
+                  error: type[EscproError] = ConfigError) -> Any:
+    """load_bounded's parse of text read by read_bounded_text."""
+    data = _parse(path, text, what, error)
     if count_nodes(data) > MAX_CONFIG_NODES:
-        raise error(f"{p}: holds or expands to more than {MAX_CONFIG_NODES} values (YAML aliases "
+        raise error(f"{path}: holds or expands to more than {MAX_CONFIG_NODES} values (YAML aliases "
                     f"count at every use); not {_an(what)}")
     return data
 

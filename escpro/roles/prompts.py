@@ -32,7 +32,7 @@ from escpro.paths import data_path
 from escpro.roles.api import DialogueContext
 from escpro.roles.schemas import json_keys_hint, reward_schema, strategy_schema
 from escpro.taxonomy import Taxonomy
-from escpro.yamlfile import load_bounded
+from escpro.yamlfile import parse_bounded, read_bounded_text
 
 PROMPT_ROLES: tuple[str, ...] = ("seeker", "supporter", "strategy", "reward")
 SEEKER_LABEL = "Seeker"
@@ -140,8 +140,8 @@ class TemplateFile(BaseModel):
 
 
 def _load_one(role: str, path: Path) -> RoleTemplate:
-    data = load_bounded(path, "prompt template")
-    text = path.read_text(encoding="utf-8")
+    text = read_bounded_text(path, "prompt template")  # read once: parsed, and hashed below
+    data = parse_bounded(path, text, "prompt template")
     parts = validate_file(TemplateFile, data, path, context={"role": role})
     return RoleTemplate(
         role=role,

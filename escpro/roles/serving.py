@@ -17,6 +17,7 @@ Starting, health-waiting and stopping the servers: escpro.roles.serving_run.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from pathlib import Path
@@ -145,8 +146,10 @@ def launcher(cfg: ServingConfig) -> list[str]:
     return [cfg.vllm.executable or "vllm", "serve"]
 
 
+@functools.lru_cache(maxsize=8)
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags (empty where /proc/cpuinfo is not readable)."""
+    """The CPU's feature flags (empty where /proc/cpuinfo is not readable); read once per
+    process, not once per served model."""
     try:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
