@@ -16,7 +16,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,10 +96,33 @@ def write_batch(path: str | Path, batch: Batch, lock_timeout_s: float) -> None:
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN ... COMMIT, rolled back on any error (which is re-raised: it is what matters)."""
+    con.execute("BEGIN")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001
+            pass
+        raise
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, verb: str, table: str, rows: list[dict],
+                where: str = "") -> None:
+    """`verb` (INSERT, INSERT OR REPLACE) the rows into `table` as one arrow batch."""
+    con.register("_batch", arrow_table(table, rows))
+    cols = ", ".join(name for name, _ in COLUMNS[table])
+    con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _batch {where}")
+    con.unregister("_batch")
+
+
 def write_rows(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
     """One transaction: upsert trees and nodes, insert judgements and calls."""
-    try:
-        con.execute("BEGIN")
+    with transaction(con):
         stamp = now_utc()
         trees = [{**t, "updated_at": stamp} for t in batch.trees.values()]
         for table, rows, verb in (
@@ -107,19 +131,8 @@ def write_rows(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
             ("judgements", batch.judgements, "INSERT"),
             ("llm_calls", batch.calls, "INSERT OR REPLACE"),
         ):
-            if not rows:
-                continue
-            con.register("_batch", arrow_table(table, rows))
-            cols = ", ".join(name for name, _ in COLUMNS[table])
-            con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _batch")
-            con.unregister("_batch")
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 (the original error is what matters)
-            pass
-        raise
+            if rows:
+                insert_rows(con, verb, table, rows)
 
 
 MAX_RUN_JSON = 4 << 20  # a config is a few KB, the prompt templates tens of KB
@@ -157,29 +170,12 @@ def run_record(run_row: dict, tree_rows: list[dict]) -> RunRecord:
 def record_run(con: duckdb.DuckDBPyConnection, rec: RunRecord) -> None:
     """Create the schema if needed, record the run and register its trees, in one transaction."""
     ensure_schema(con)
-    try:
-        con.execute("BEGIN")
-        con.register("_run", arrow_table("runs", [rec.run_row]))
-        cols = ", ".join(name for name, _ in COLUMNS["runs"])
-        con.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM _run")
-        con.unregister("_run")
+    with transaction(con):
+        insert_rows(con, "INSERT", "runs", [rec.run_row])
         if rec.tree_rows:
             stamp = now_utc()
-            rows = [{**t, "updated_at": stamp} for t in rec.tree_rows]
-            con.register("_trees", arrow_table("trees", rows))
-            cols = ", ".join(name for name, _ in COLUMNS["trees"])
-            con.execute(
-                f"INSERT INTO trees ({cols}) SELECT {cols} FROM _trees "
-                "WHERE tree_id NOT IN (SELECT tree_id FROM trees)"
-            )
-            con.unregister("_trees")
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 (the original error is what matters)
-            pass
-        raise
+            insert_rows(con, "INSERT", "trees", [{**t, "updated_at": stamp} for t in rec.tree_rows],
+                        where="WHERE tree_id NOT IN (SELECT tree_id FROM trees)")
 
 
 class BatchWriter:
