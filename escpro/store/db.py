@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -124,6 +126,22 @@ def connect(
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN ... COMMIT, rolled back on any error (which is re-raised: it is what matters)."""
+    con.execute("BEGIN")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001
+            pass
+        raise
+
 
 
 # ---- schema (generated from the row types in store/schema.py) ----

@@ -9,7 +9,15 @@ from pathlib import Path
 import duckdb
 
 from escpro.errors import EscproError
-from escpro.store.db import COLUMNS, StoreError, check_escpro_file, connect, ensure_schema, sniff
+from escpro.store.db import (
+    COLUMNS,
+    StoreError,
+    check_escpro_file,
+    connect,
+    ensure_schema,
+    sniff,
+    transaction,
+)
 from escpro.store.lock import BuildLock
 
 
@@ -66,28 +74,21 @@ def _merge(out: Path, inputs: list[Path], skip_duplicates: bool) -> dict:
                         "were the same seeds built twice? Use --skip-duplicates to keep the first"
                     )
                 skipped += dup[0]
-                con.execute("BEGIN")
-                new_trees = (f"(SELECT tree_id FROM {alias}.trees WHERE tree_id NOT IN "
-                             "(SELECT tree_id FROM main.trees))")
-                con.execute(f"CREATE TEMP TABLE _new AS {new_trees}")
-                for table in ("runs", "trees", "nodes", "judgements", "llm_calls"):
-                    cols = ", ".join(_cols(con, alias, table))
-                    if table == "runs":
-                        where = "WHERE run_id NOT IN (SELECT run_id FROM main.runs)"
-                    else:
-                        where = "WHERE tree_id IN (SELECT tree_id FROM _new)"
-                    n = con.execute(
-                        f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM {alias}.{table} {where}"
-                    ).fetchone()[0]
-                    counts[table] += n
-                con.execute("DROP TABLE _new")
-                con.execute("COMMIT")
-            except BaseException:
-                try:
-                    con.execute("ROLLBACK")
-                except Exception:  # noqa: BLE001
-                    pass
-                raise
+                with transaction(con):
+                    new_trees = (f"(SELECT tree_id FROM {alias}.trees WHERE tree_id NOT IN "
+                                 "(SELECT tree_id FROM main.trees))")
+                    con.execute(f"CREATE TEMP TABLE _new AS {new_trees}")
+                    for table in ("runs", "trees", "nodes", "judgements", "llm_calls"):
+                        cols = ", ".join(_cols(con, alias, table))
+                        if table == "runs":
+                            where = "WHERE run_id NOT IN (SELECT run_id FROM main.runs)"
+                        else:
+                            where = "WHERE tree_id IN (SELECT tree_id FROM _new)"
+                        n = con.execute(
+                            f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM {alias}.{table} {where}"
+                        ).fetchone()[0]
+                        counts[table] += n
+                    con.execute("DROP TABLE _new")
             finally:
                 con.execute(f"DETACH {alias}")
     finally:

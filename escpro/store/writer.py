@@ -16,8 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from escpro.store.db import (
     connect,
     ensure_schema,
     is_lock_error,
+    transaction,
 )
 
 log = logging.getLogger(__name__)
@@ -94,21 +94,6 @@ def write_batch(path: str | Path, batch: Batch, lock_timeout_s: float) -> None:
         write_rows(con, batch)
     finally:
         con.close()
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """BEGIN ... COMMIT, rolled back on any error (which is re-raised: it is what matters)."""
-    con.execute("BEGIN")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001
-            pass
-        raise
 
 
 def insert_rows(con: duckdb.DuckDBPyConnection, verb: str, table: str, rows: list[dict],
