@@ -79,12 +79,17 @@ class CallRecorder:
         else the iteration (the tree furthest behind first)."""
         return self.priority if self.priority is not None else self._cur.iteration
 
+    def note_error(self, outcome: Outcome) -> None:
+        """Make a failed call the iteration's reason (the one an IterationFailed names)."""
+        r = outcome.result
+        self._cur.last_error = f"{r.request.role}: {r.status}: {r.error or 'no value'}"
+
     def record(self, meta: dict[str, Any], outcome: Outcome) -> None:
         r = outcome.result
         req = r.request
         if r.status != "ok" or outcome.value is None:
             self.failures += 1
-            self._cur.last_error = f"{req.role}: {r.status}: {r.error or 'no value'}"
+            self.note_error(outcome)
         self.rows.append(
             {
                 "call_id": meta["call_id"],

@@ -18,7 +18,7 @@ from escpro.dialogue import Utterance, gold_split, node_turns
 from escpro.mcts.calls import CallRecorder
 from escpro.mcts.protocol import Action, Extension, GoldPath, GoldStep, IterationFailed
 from escpro.mcts.tree import Node, gold_child_priors, greedy_strategy
-from escpro.roles.api import DialogueContext, Judgement, RoleSet, SeekerTurn
+from escpro.roles.api import DialogueContext, Judgement, Outcome, RoleSet, SeekerTurn
 from escpro.seeds.model import Dialogue
 
 
@@ -234,8 +234,9 @@ class DialogueWorld:
         Each state's judgement starts as soon as the dialogue it rates is known: the judge sees
         the dialogue up to the state's supporter turn (`judged_context`), so it need not wait
         for the seeker's answer, and the last judgement runs beside the last Seeker call instead
-        of after it. Same requests, same answers as judging every state at the end (a call's
-        sampling seed does not depend on when it is sent); one step fewer per rollout."""
+        of after it. Same requests, same answers as judging every state at the end where a call
+        is sampled by its own seed (not by when it is sent: sim, vLLM, llama.cpp; docs/build.md);
+        one step fewer per rollout."""
         cur = self.context(node)
         judging = [self._judge_soon(cur, node.path)]  # one per state, in state order
         states = [RolledState(cur, judging[0])]
@@ -270,19 +271,23 @@ class DialogueWorld:
         if states is None:
             return await self.judge_many([self.context(node)], node.path)
         if all(isinstance(st, RolledState) for st in states):
-            return list(await asyncio.gather(*(st.judgement for st in states)))
+            outs = await asyncio.gather(*(st.judgement for st in states))
+            failed = [o for o in outs if o.value is None]
+            if failed:  # the reason, as when judged together: the last failed one in state order,
+                self.rec.note_error(failed[-1])  # not whichever call happened to fail last
+            return [o.value for o in outs]
         return await self.judge_many([getattr(st, "context", st) for st in states], node.path)
 
     def _judge_soon(self, ctx: DialogueContext, path) -> asyncio.Task:
-        """Start the judgement of `ctx`; its call id is taken now, so ids follow the order the
-        calls are made in."""
+        """Start the judgement of `ctx`; its call id is taken now, before the Seeker call it
+        runs beside, so ids stay deterministic (a replayed iteration numbers its calls alike)."""
         meta, kw = self._call(path)
         return asyncio.ensure_future(self._judged(judged_context(ctx), meta, kw))
 
-    async def _judged(self, ctx: DialogueContext, meta: dict, kw: dict) -> Judgement | None:
+    async def _judged(self, ctx: DialogueContext, meta: dict, kw: dict) -> Outcome:
         out = await self.roles.judge(ctx, **kw)
         self.rec.record(meta, out)
-        return out.value
+        return out
 
     # ---- role calls (each one recorded) ----
     def _call(self, path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -174,6 +174,30 @@ def test_a_cancelled_rollout_leaves_no_judgement_running(scripted, make_dialogue
     assert len(started) == 2
 
 
+@pytest.mark.parametrize("judge_delay,seek_delay", [(0.0, 0.01), (0.01, 0.0)])
+def test_an_iteration_whose_judgements_all_fail_names_a_judgement(scripted, make_dialogue,
+                                                                   judge_delay, seek_delay):
+    """Every Reward call fails and so does the rollout's last Seeker call: the iteration failed
+    for want of judgements, and says so whichever of them finished last (the judgements now run
+    beside the Seeker calls)."""
+    roles = scripted(fail=lambda role, ctx, i: role == "reward" or (role == "seeker" and len(ctx.history) > 7))
+    judge, seek = roles.judge, roles.seek
+
+    async def slow_judge(ctx, **kw):
+        await asyncio.sleep(judge_delay)
+        return await judge(ctx, **kw)
+
+    async def slow_seek(ctx, **kw):
+        await asyncio.sleep(seek_delay)
+        return await seek(ctx, **kw)
+
+    roles.judge, roles.seek = slow_judge, slow_seek
+    search, _ = make_search(roles, make_dialogue(strategies=("A", "B")), max_iterations=1)
+    asyncio.run(search.run())
+    assert search.s.failed_iterations == 1
+    assert search.s.error.startswith("reward: error: scripted failure")
+
+
 def test_full_iteration_costs_22_calls(scripted, make_dialogue):
     roles = scripted()
     search, deltas = make_search(roles, make_dialogue(), max_iterations=1, sim_max_rounds=4,
