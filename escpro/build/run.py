@@ -330,11 +330,12 @@ def _grow(db: Path, cfg: AppConfig, roleset, run_id: str, jobs: list[SeedJob],
         _cancel_on_signals(asyncio.current_task())
         writer = BatchWriter(db, cfg.build.commit_interval_s, cfg.build.commit_max_rows,
                              cfg.build.lock_timeout_s, record=record)
-        writer.start()
         sched = Scheduler(roleset, cfg.build, bar.observe(writer.put), run_id,
                           progress=bar.update if progress else None)
+        search = asyncio.ensure_future(sched.run(jobs))
+        writer.start(on_record_failed=search.cancel)  # then close() below raises the reason
         try:
-            return await sched.run(jobs)
+            return await search
         finally:
             try:
                 counts.update(await writer.close(then=lambda con: build_counts(con, tids)) or {})

@@ -173,6 +173,7 @@ class BatchWriter:
         # Written by the worker thread before the first commit, while the first calls go out
         # (recording the run is ~0.05 s of a build's start-up that no call waits for).
         self._record = record
+        self._on_record_failed: Callable[[], object] | None = None
         self.interval_s = interval_s
         self.max_rows = max_rows
         self.lock_timeout_s = lock_timeout_s
@@ -196,7 +197,11 @@ class BatchWriter:
         if self.pending.rows() >= self.max_rows:
             self._wake.set()
 
-    def start(self) -> None:
+    def start(self, on_record_failed: Callable[[], object] | None = None) -> None:
+        """Start the worker. If the run record cannot be written, `on_record_failed` is called
+        (the build cancels its search: nothing it does could be committed) and close() raises
+        the error."""
+        self._on_record_failed = on_record_failed
         self._task = asyncio.create_task(self._loop())
 
     async def _loop(self) -> None:
@@ -205,6 +210,8 @@ class BatchWriter:
                 await asyncio.to_thread(self._record_run, self._record)
             except Exception as exc:  # noqa: BLE001 (kept and re-raised to the build)
                 self.error = exc
+                if self._on_record_failed is not None:
+                    self._on_record_failed()
                 return
         while not self._closing:
             try:

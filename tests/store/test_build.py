@@ -156,3 +156,29 @@ def test_build_from_real_esconv_seeds(tmp_path, shared_data, repo_dir):
         assert gold == want
         assert q(db, "SELECT kind FROM nodes WHERE tree_id = ? AND is_gold ORDER BY depth DESC "
                      "LIMIT 1", [tid]) == [("end",)]
+
+
+def test_a_run_record_that_cannot_be_written_stops_the_build_at_once(tmp_path, monkeypatch,
+                                                                      build_helpers):
+    """The run record is written beside the first calls (store/writer.py). If it cannot be, the
+    build stops with that error right away, not at its first commit point (here the first calls
+    take 4 s: nothing they return could be committed), and the new file, which holds no run, is
+    removed."""
+    import time
+
+    import escpro.store.writer as writer
+    from escpro.store.db import StoreError
+
+    db = tmp_path / "x.duckdb"
+
+    def refuse(con, rec):
+        raise StoreError(f"{db}: simulated: no space left on device")
+
+    monkeypatch.setattr(writer, "record_run", refuse)
+    seeds = build_helpers["write_seeds"](tmp_path / "seeds.jsonl", 3)
+    cfg = load_config(build_helpers["write_config"](tmp_path / "c.yaml", latency_ms=4000.0))
+    t0 = time.monotonic()
+    with pytest.raises(StoreError, match="simulated: no space left on device"):
+        run_build(BuildOptions(seeds=seeds, db=db, config=cfg, random_seed=1))
+    assert time.monotonic() - t0 < 2.5
+    assert not db.exists()
