@@ -30,7 +30,9 @@ class Chains:
     (The simpler count, "a call sent while none of its tree's calls is in flight opens a step",
     is the same while a tree's calls go in lockstep, but misses steps once they overlap
     staggered: a rollout's judgement runs beside a Seeker call and is still in flight when the
-    next Strategy call is sent.)"""
+    next Strategy call is sent.) Exact while a tree runs one iteration at a time and no call is
+    retried (this benchmark); with tree_parallel > 1 or retries a call can be placed after one it
+    does not depend on, so the count is then an upper bound of the chain."""
 
     steps: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     lock: threading.Lock = field(default_factory=threading.Lock)
