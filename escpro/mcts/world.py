@@ -276,7 +276,7 @@ class DialogueWorld:
             if failed:  # the reason, as when judged together: the last failed one in state order,
                 self.rec.note_error(failed[-1])  # not whichever call happened to fail last
             return [o.value for o in outs]
-        return await self.judge_many([getattr(st, "context", st) for st in states], node.path)
+        return await self.judge_many(list(states), node.path)  # plain contexts (not from roll_out)
 
     def _judge_soon(self, ctx: DialogueContext, path) -> asyncio.Task:
         """Start the judgement of `ctx`; its call id is taken now, before the Seeker call it
