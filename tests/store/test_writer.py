@@ -85,13 +85,18 @@ def _hold_lock(db, seconds):
     return proc
 
 
-@pytest.mark.parametrize("lock_timeout,ok", [(20.0, True), (0.4, False)])
-def test_writer_waits_for_a_reader_then_commits_or_gives_up(tmp_path, lock_timeout, ok):
+def _file_a_reader_holds(tmp_path, seconds: float = 1.5):
+    """An empty build file with escpro's tables, held by a reader process for `seconds`."""
     db = tmp_path / "w.duckdb"
     con = connect(db)
     ensure_schema(con)
     con.close()
-    reader = _hold_lock(db, 1.5)
+    return db, _hold_lock(db, seconds)
+
+
+@pytest.mark.parametrize("lock_timeout,ok", [(20.0, True), (0.4, False)])
+def test_writer_waits_for_a_reader_then_commits_or_gives_up(tmp_path, lock_timeout, ok):
+    db, reader = _file_a_reader_holds(tmp_path)
 
     async def main():
         w = BatchWriter(db, interval_s=0.1, lock_timeout_s=lock_timeout)
@@ -125,11 +130,7 @@ def test_the_run_record_waits_for_a_reader_while_the_build_goes_on(tmp_path, loc
     """The build's first write (its runs row and pending trees) happens in the writer's thread
     while the first calls go out; a reader holding the file delays it (the deltas wait behind
     it, in order) or, past lock_timeout_s, stops the build with one error."""
-    db = tmp_path / "w.duckdb"
-    con = connect(db)
-    ensure_schema(con)
-    con.close()
-    reader = _hold_lock(db, 1.5)
+    db, reader = _file_a_reader_holds(tmp_path)
     rec = run_record(full("runs", run_id="r1", schema_version=1, config={"a": 1}),
                      [tree(tree_id="t", run_id="r1", status="pending", iterations=0)])
 
